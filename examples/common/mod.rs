@@ -1,0 +1,41 @@
+//! Shared by the examples: the demo keys contract (`DEMO_USER_KEY`, `DEMO_SERVICE_KEY`).
+#![allow(dead_code)]
+
+use tower_api_key::{MemoryStore, NewKey};
+
+/// Registers `DEMO_USER_KEY` (user `demo-user`, scope `whoami`) and `DEMO_SERVICE_KEY` (service `demo-service`,
+/// scopes `whoami` and `keys:admin`) when they are set; otherwise mints one of each and prints it once.
+pub(crate) fn register_demo_keys(store: &MemoryStore) -> Result<(), Box<dyn std::error::Error>> {
+    let user = NewKey::user("demo-user").name("demo user key").scopes(["whoami"])?;
+    let service = NewKey::system("demo-service").name("demo service key").scopes(["whoami", "keys:admin"])?;
+    for (var, spec, label) in [("DEMO_USER_KEY", user, "user"), ("DEMO_SERVICE_KEY", service, "service")] {
+        match std::env::var(var) {
+            Ok(key) if !key.is_empty() => {
+                let record = store.add_opaque(&key, spec)?;
+                tracing::info!(key_id = %record.id, "registered {var}");
+            }
+            _ => {
+                let issued = store.add(spec)?;
+                #[allow(clippy::print_stdout)]
+                {
+                    println!("demo {label} key (shown once): {}", issued.key.expose_secret());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Logs to stderr; `RUST_LOG` overrides the default filter.
+pub(crate) fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tower_api_key=info".into()),
+        )
+        .init();
+}
+
+/// The listening address: `$ADDR`, or `default`.
+pub(crate) fn addr(default: &str) -> Result<std::net::SocketAddr, std::net::AddrParseError> {
+    std::env::var("ADDR").as_deref().unwrap_or(default).parse()
+}

@@ -1,0 +1,364 @@
+//! Reading the credential from the request headers, in priority order.
+//!
+//! | priority | source | example | switch |
+//! |---|---|---|---|
+//! | 1 | `Authorization: Bearer <key>` | `Authorization: Bearer tak_user_…` | [`ApiKeyLayer::bearer`](crate::ApiKeyLayer::bearer) |
+//! | 2 | `Authorization: <custom scheme> <key>` | `Authorization: Api-Key tak_user_…` | [`ApiKeyLayer::scheme`](crate::ApiKeyLayer::scheme) |
+//! | 3 | `API-Key: <key>` | `API-Key: tak_user_…` | [`ApiKeyLayer::api_key_header`](crate::ApiKeyLayer::api_key_header) |
+//! | 4 | `X-API-Key: <key>` (deprecated, RFC 6648) | `X-API-Key: tak_user_…` | [`ApiKeyLayer::x_api_key_header`](crate::ApiKeyLayer::x_api_key_header) |
+//!
+//! The first source present wins. Scheme names match case-insensitively (RFC 9110 §11.1); one or more spaces or
+//! tabs may separate scheme and key; surrounding whitespace is trimmed. The same source twice with different values
+//! is ambiguous (400 `invalid_request`); so is a source present but empty (including an empty `Authorization`
+//! header), or a key with bytes outside visible ASCII. Keys longer than the maximum length are rejected (401 `invalid_token`) before any hashing or store call.
+//! `Authorization` values with other schemes (`Basic …`) are ignored.
+
+use http::header::{AUTHORIZATION, HeaderMap, HeaderName};
+use subtle::ConstantTimeEq;
+
+use crate::error::ConfigError;
+use crate::reject::RejectReason;
+
+/// The `API-Key` header.
+pub static API_KEY: HeaderName = HeaderName::from_static("api-key");
+/// The deprecated `X-API-Key` header.
+pub static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+
+/// Default maximum key length, in bytes.
+pub const DEFAULT_MAX_KEY_LEN: usize = 256;
+
+/// Where a credential came from.
+///
+/// ```
+/// assert_eq!(tower_api_key::CredentialSource::Bearer.as_str(), "bearer");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CredentialSource {
+    /// `Authorization: Bearer`.
+    Bearer,
+    /// `Authorization: <custom scheme>`.
+    Scheme,
+    /// `API-Key` header.
+    ApiKeyHeader,
+    /// `X-API-Key` header (deprecated).
+    XApiKeyHeader,
+}
+
+impl CredentialSource {
+    /// `bearer`, `scheme`, `api-key` or `x-api-key`.
+    ///
+    /// ```
+    /// assert_eq!(tower_api_key::CredentialSource::XApiKeyHeader.as_str(), "x-api-key");
+    /// ```
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Bearer => "bearer",
+            Self::Scheme => "scheme",
+            Self::ApiKeyHeader => "api-key",
+            Self::XApiKeyHeader => "x-api-key",
+        }
+    }
+}
+
+/// A credential found in the headers: where from, and its bytes (borrowed; never copied, never logged).
+#[derive(Clone, Copy)]
+pub(crate) struct Credential<'a> {
+    pub(crate) source: CredentialSource,
+    pub(crate) value: &'a [u8],
+}
+
+impl std::fmt::Debug for Credential<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential").field("source", &self.source).field("value", &"<redacted>").finish()
+    }
+}
+
+/// Which sources are on, the custom schemes, and the length bound.
+#[derive(Debug, Clone)]
+pub(crate) struct Extractor {
+    pub(crate) bearer: bool,
+    pub(crate) schemes: Vec<Box<str>>,
+    pub(crate) api_key: bool,
+    pub(crate) x_api_key: bool,
+    pub(crate) max_len: usize,
+}
+
+impl Default for Extractor {
+    fn default() -> Self {
+        Self { bearer: true, schemes: Vec::new(), api_key: true, x_api_key: true, max_len: DEFAULT_MAX_KEY_LEN }
+    }
+}
+
+/// Whether every byte is visible ASCII (0x21..=0x7E). Branch-free over the bytes, so it vectorizes; the length is
+/// already bounded.
+fn all_visible_ascii(value: &[u8]) -> bool {
+    value.iter().fold(true, |ok, &b| ok & (b.wrapping_sub(0x21) < 0x5E))
+}
+
+fn is_token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+pub(crate) fn validate_scheme(name: &str) -> Result<(), ConfigError> {
+    if name.is_empty() || !name.bytes().all(is_token_char) || name.eq_ignore_ascii_case("bearer") {
+        return Err(ConfigError::InvalidScheme(name.to_owned()));
+    }
+    Ok(())
+}
+
+fn trim(mut v: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = v {
+        v = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = v {
+        v = rest;
+    }
+    v
+}
+
+/// One candidate at one priority level, merged across duplicate headers.
+#[derive(Default)]
+struct Slot<'a> {
+    value: Option<&'a [u8]>,
+    ambiguous: bool,
+}
+
+impl<'a> Slot<'a> {
+    fn offer(&mut self, v: &'a [u8]) {
+        match self.value {
+            None => self.value = Some(v),
+            Some(prev) => {
+                if !bool::from(prev.ct_eq(v)) {
+                    self.ambiguous = true;
+                }
+            }
+        }
+    }
+}
+
+impl Extractor {
+    pub(crate) fn any_enabled(&self) -> bool {
+        self.bearer || !self.schemes.is_empty() || self.api_key || self.x_api_key
+    }
+
+    fn scheme_of<'a>(&self, value: &'a [u8]) -> Option<(CredentialSource, &'a [u8])> {
+        let v = trim(value);
+        let split = v.iter().position(|&b| b == b' ' || b == b'\t').unwrap_or(v.len());
+        let (scheme, rest) = v.split_at(split);
+        if self.bearer && scheme.eq_ignore_ascii_case(b"bearer") {
+            return Some((CredentialSource::Bearer, trim(rest)));
+        }
+        if self.schemes.iter().any(|s| scheme.eq_ignore_ascii_case(s.as_bytes())) {
+            return Some((CredentialSource::Scheme, trim(rest)));
+        }
+        None
+    }
+
+    /// Finds the credential. `Ok(None)`: no enabled source is present.
+    pub(crate) fn extract<'a>(&self, headers: &'a HeaderMap) -> Result<Option<Credential<'a>>, RejectReason> {
+        if self.bearer || !self.schemes.is_empty() {
+            let mut bearer = Slot::default();
+            let mut scheme = Slot::default();
+            let mut blank = false;
+            for value in headers.get_all(AUTHORIZATION) {
+                match self.scheme_of(value.as_bytes()) {
+                    Some((CredentialSource::Bearer, v)) => bearer.offer(v),
+                    Some((_, v)) => scheme.offer(v),
+                    None => blank |= trim(value.as_bytes()).is_empty(),
+                }
+            }
+            if blank && bearer.value.is_none() && scheme.value.is_none() {
+                // `Authorization:` with nothing in it is malformed (RFC 9110 §11.6.2), not "no credential".
+                return Err(RejectReason::EmptyCredential);
+            }
+            if let Some(c) = self.finish(bearer, CredentialSource::Bearer)? {
+                return Ok(Some(c));
+            }
+            if let Some(c) = self.finish(scheme, CredentialSource::Scheme)? {
+                return Ok(Some(c));
+            }
+        }
+        for (on, name, source) in [
+            (self.api_key, &API_KEY, CredentialSource::ApiKeyHeader),
+            (self.x_api_key, &X_API_KEY, CredentialSource::XApiKeyHeader),
+        ] {
+            if !on {
+                continue;
+            }
+            let mut slot = Slot::default();
+            for value in headers.get_all(name) {
+                slot.offer(trim(value.as_bytes()));
+            }
+            if let Some(c) = self.finish(slot, source)? {
+                return Ok(Some(c));
+            }
+        }
+        Ok(None)
+    }
+
+    fn finish<'a>(&self, slot: Slot<'a>, source: CredentialSource) -> Result<Option<Credential<'a>>, RejectReason> {
+        let Some(value) = slot.value else { return Ok(None) };
+        if slot.ambiguous {
+            return Err(RejectReason::Ambiguous);
+        }
+        if value.is_empty() {
+            return Err(RejectReason::EmptyCredential);
+        }
+        if value.len() > self.max_len {
+            return Err(RejectReason::TooLong);
+        }
+        if !all_visible_ascii(value) {
+            return Err(RejectReason::BadHeaderBytes);
+        }
+        Ok(Some(Credential { source, value }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    type Want = Result<Option<(CredentialSource, &'static str)>, RejectReason>;
+    type Row = (&'static str, Vec<(&'static str, &'static [u8])>, Want);
+
+    fn run(ex: &Extractor, headers: &[(&str, &[u8])]) -> Result<Option<(CredentialSource, String)>, RejectReason> {
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.append(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_bytes(value).unwrap());
+        }
+        ex.extract(&map).map(|o| o.map(|c| (c.source, String::from_utf8_lossy(c.value).into_owned())))
+    }
+
+    fn with_scheme() -> Extractor {
+        Extractor { schemes: vec!["Api-Key".into(), "Token".into()], ..Extractor::default() }
+    }
+
+    #[test]
+    fn table() {
+        use CredentialSource::*;
+        use RejectReason::*;
+        let long = "k".repeat(DEFAULT_MAX_KEY_LEN + 1);
+        let max = "k".repeat(DEFAULT_MAX_KEY_LEN);
+        let long: &'static str = Box::leak(long.into_boxed_str());
+        let max: &'static str = Box::leak(max.into_boxed_str());
+        let rows: Vec<Row> = vec![
+            // each source alone
+            ("bearer", vec![("authorization", b"Bearer abc")], Ok(Some((Bearer, "abc")))),
+            ("custom scheme", vec![("authorization", b"Api-Key abc")], Ok(Some((Scheme, "abc")))),
+            ("second custom scheme", vec![("authorization", b"Token abc")], Ok(Some((Scheme, "abc")))),
+            ("api-key header", vec![("api-key", b"abc")], Ok(Some((ApiKeyHeader, "abc")))),
+            ("x-api-key header", vec![("x-api-key", b"abc")], Ok(Some((XApiKeyHeader, "abc")))),
+            ("nothing", vec![], Ok(None)),
+            ("unrelated header", vec![("accept", b"*/*")], Ok(None)),
+            ("other scheme ignored", vec![("authorization", b"Basic dXNlcjpwYXNz")], Ok(None)),
+            (
+                "other scheme falls through",
+                vec![("authorization", b"Basic x"), ("api-key", b"k")],
+                Ok(Some((ApiKeyHeader, "k"))),
+            ),
+            // priority between every pair
+            (
+                "bearer > scheme",
+                vec![("authorization", b"Api-Key s"), ("authorization", b"Bearer b")],
+                Ok(Some((Bearer, "b"))),
+            ),
+            ("bearer > api-key", vec![("api-key", b"a"), ("authorization", b"Bearer b")], Ok(Some((Bearer, "b")))),
+            ("bearer > x-api-key", vec![("x-api-key", b"x"), ("authorization", b"Bearer b")], Ok(Some((Bearer, "b")))),
+            ("scheme > api-key", vec![("api-key", b"a"), ("authorization", b"Api-Key s")], Ok(Some((Scheme, "s")))),
+            ("scheme > x-api-key", vec![("x-api-key", b"x"), ("authorization", b"Token s")], Ok(Some((Scheme, "s")))),
+            ("api-key > x-api-key", vec![("x-api-key", b"x"), ("api-key", b"a")], Ok(Some((ApiKeyHeader, "a")))),
+            // case
+            ("bearer lower", vec![("authorization", b"bearer abc")], Ok(Some((Bearer, "abc")))),
+            ("bearer upper", vec![("authorization", b"BEARER abc")], Ok(Some((Bearer, "abc")))),
+            ("scheme mixed case", vec![("authorization", b"aPi-KeY abc")], Ok(Some((Scheme, "abc")))),
+            ("key case kept", vec![("authorization", b"Bearer AbC")], Ok(Some((Bearer, "AbC")))),
+            // whitespace
+            ("many spaces", vec![("authorization", b"Bearer    abc")], Ok(Some((Bearer, "abc")))),
+            ("tab separator", vec![("authorization", b"Bearer\tabc")], Ok(Some((Bearer, "abc")))),
+            ("surrounding whitespace", vec![("authorization", b"  Bearer abc \t")], Ok(Some((Bearer, "abc")))),
+            ("header whitespace", vec![("api-key", b" \tabc  ")], Ok(Some((ApiKeyHeader, "abc")))),
+            ("space inside key", vec![("authorization", b"Bearer ab cd")], Err(BadHeaderBytes)),
+            ("no separator is another scheme", vec![("authorization", b"Bearerabc")], Ok(None)),
+            // empty values
+            ("scheme only", vec![("authorization", b"Bearer")], Err(EmptyCredential)),
+            ("scheme and spaces", vec![("authorization", b"Bearer   ")], Err(EmptyCredential)),
+            ("empty api-key", vec![("api-key", b"")], Err(EmptyCredential)),
+            ("whitespace api-key", vec![("api-key", b"   ")], Err(EmptyCredential)),
+            ("empty authorization", vec![("authorization", b"")], Err(EmptyCredential)),
+            ("whitespace-only authorization", vec![("authorization", b" \t ")], Err(EmptyCredential)),
+            (
+                "empty authorization beside bearer",
+                vec![("authorization", b""), ("authorization", b"Bearer a")],
+                Ok(Some((Bearer, "a"))),
+            ),
+            ("empty winner is not skipped", vec![("api-key", b""), ("x-api-key", b"x")], Err(EmptyCredential)),
+            // duplicates
+            (
+                "same bearer twice",
+                vec![("authorization", b"Bearer a"), ("authorization", b"bearer a")],
+                Ok(Some((Bearer, "a"))),
+            ),
+            (
+                "two bearers differ",
+                vec![("authorization", b"Bearer a"), ("authorization", b"Bearer b")],
+                Err(Ambiguous),
+            ),
+            ("two api-keys differ", vec![("api-key", b"a"), ("api-key", b"b")], Err(Ambiguous)),
+            ("two x-api-keys differ", vec![("x-api-key", b"a"), ("x-api-key", b"b")], Err(Ambiguous)),
+            (
+                "two schemes differ",
+                vec![("authorization", b"Api-Key a"), ("authorization", b"Token b")],
+                Err(Ambiguous),
+            ),
+            (
+                "dup lower source ignored",
+                vec![("authorization", b"Bearer a"), ("api-key", b"x"), ("api-key", b"y")],
+                Ok(Some((Bearer, "a"))),
+            ),
+            // non-ASCII / control bytes
+            ("obs-text in key", vec![("authorization", b"Bearer ab\xffc")], Err(BadHeaderBytes)),
+            ("obs-text api-key", vec![("api-key", b"\xc3\xa9t\xc3\xa9")], Err(BadHeaderBytes)),
+            ("tab inside key", vec![("api-key", b"ab\tcd")], Err(BadHeaderBytes)),
+            ("obs-text scheme is not ours", vec![("authorization", b"B\xe9arer abc")], Ok(None)),
+            // length
+            ("max length ok", vec![("api-key", max.as_bytes())], Ok(Some((ApiKeyHeader, max)))),
+            ("over-long", vec![("authorization", format!("Bearer {long}").leak().as_bytes())], Err(TooLong)),
+        ];
+        let ex = with_scheme();
+        for (name, headers, want) in rows {
+            let got = run(&ex, &headers);
+            let want = want.map(|o| o.map(|(s, v)| (s, v.to_owned())));
+            assert_eq!(got, want, "row {name:?}");
+        }
+    }
+
+    #[test]
+    fn disabled_sources_are_skipped() {
+        let ex = Extractor { bearer: false, api_key: false, ..Extractor::default() };
+        assert_eq!(run(&ex, &[("authorization", b"Bearer a")]), Ok(None));
+        assert_eq!(run(&ex, &[("api-key", b"a")]), Ok(None));
+        assert_eq!(
+            run(&ex, &[("api-key", b"a"), ("x-api-key", b"x")]),
+            Ok(Some((CredentialSource::XApiKeyHeader, "x".into())))
+        );
+    }
+
+    #[test]
+    fn scheme_validation() {
+        for bad in ["", "Bearer", "bearer", "has space", "semi;colon", "é"] {
+            assert!(validate_scheme(bad).is_err(), "{bad:?}");
+        }
+        for good in ["Api-Key", "Token", "X.Custom_1"] {
+            assert!(validate_scheme(good).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn credential_debug_is_redacted() {
+        let c = Credential { source: CredentialSource::Bearer, value: b"topsecretvalue" };
+        assert!(!format!("{c:?}").contains("topsecret"));
+    }
+}

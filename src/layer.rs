@@ -1,0 +1,430 @@
+//! [`ApiKeyLayer`]: configuration and the `tower::Layer` that wraps a service in [`ApiKeyAuth`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tower_layer::Layer;
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::ConfigError;
+use crate::events::AuthEventSink;
+use crate::extract::{Extractor, validate_scheme};
+use crate::format::KeyFormat;
+use crate::reject::{Challenges, DefaultRejection};
+use crate::service::ApiKeyAuth;
+use crate::store::KeyStore;
+use crate::transport::HttpsPolicy;
+use crate::usage::UsageTracker;
+
+/// Default store timeout.
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default realm in `WWW-Authenticate`.
+pub const DEFAULT_REALM: &str = "api";
+
+#[derive(Clone)]
+pub(crate) struct Config {
+    pub(crate) store: Arc<dyn KeyStore>,
+    pub(crate) extractor: Extractor,
+    pub(crate) format: KeyFormat,
+    pub(crate) accept_opaque: bool,
+    pub(crate) challenges: Arc<Challenges>,
+    pub(crate) store_timeout: Duration,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) events: Option<Arc<dyn AuthEventSink>>,
+    pub(crate) usage: Option<UsageTracker>,
+    pub(crate) optional: bool,
+    pub(crate) pass_foreign_bearer: bool,
+    pub(crate) strip_credentials: bool,
+    pub(crate) allow_preflight: bool,
+    pub(crate) https: Option<HttpsPolicy>,
+    #[cfg(feature = "rate-limit")]
+    pub(crate) rate_limiter: Option<crate::rate_limit::KeyRateLimiter>,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("store", &self.store)
+            .field("extractor", &self.extractor)
+            .field("format", &self.format)
+            .field("accept_opaque", &self.accept_opaque)
+            .field("realm", &self.challenges.realm)
+            .field("store_timeout", &self.store_timeout)
+            .field("optional", &self.optional)
+            .field("pass_foreign_bearer", &self.pass_foreign_bearer)
+            .field("strip_credentials", &self.strip_credentials)
+            .field("allow_preflight", &self.allow_preflight)
+            .field("https", &self.https)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The API key authentication layer. Wrap a service (an axum `Router`, a hyper service, a tonic server) and every
+/// request must carry a valid key; the handler receives the [`crate::Principal`] in the request extensions.
+///
+/// Builder methods take `self` by value; those that can fail return `Result<Self, ConfigError>`.
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use tower_api_key::{ApiKeyLayer, MemoryStore, Principal};
+///
+/// async fn whoami(principal: Principal) -> String {
+///     principal.id().to_owned()
+/// }
+///
+/// let store = MemoryStore::new();
+/// let layer = ApiKeyLayer::new(store)
+///     .realm("example")?
+///     .scheme("Api-Key")?;
+/// let app: Router = Router::new().route("/whoami", get(whoami)).layer(layer);
+/// # Ok::<(), tower_api_key::ConfigError>(())
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct ApiKeyLayer<R = DefaultRejection> {
+    pub(crate) config: Arc<Config>,
+    pub(crate) on_rejection: R,
+}
+
+impl<R> fmt::Debug for ApiKeyLayer<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKeyLayer").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl ApiKeyLayer {
+    /// A layer over `store` with the defaults: all four header sources on, no custom scheme, realm `api`, keys up
+    /// to 256 bytes, the default [`KeyFormat`], opaque keys accepted, a 2-second store timeout.
+    ///
+    /// ```
+    /// let layer = tower_api_key::ApiKeyLayer::new(tower_api_key::MemoryStore::new());
+    /// ```
+    pub fn new(store: impl KeyStore) -> Self {
+        Self::from_shared(Arc::new(store))
+    }
+
+    /// A layer over an already shared store.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let store: Arc<dyn tower_api_key::KeyStore> = Arc::new(tower_api_key::MemoryStore::new());
+    /// let layer = tower_api_key::ApiKeyLayer::from_shared(store);
+    /// ```
+    pub fn from_shared(store: Arc<dyn KeyStore>) -> Self {
+        #[allow(clippy::expect_used)]
+        let challenges = Challenges::new(DEFAULT_REALM).expect("the default realm is valid");
+        Self {
+            config: Arc::new(Config {
+                store,
+                extractor: Extractor::default(),
+                format: KeyFormat::default(),
+                accept_opaque: true,
+                challenges: Arc::new(challenges),
+                store_timeout: DEFAULT_STORE_TIMEOUT,
+                clock: Arc::new(SystemClock),
+                events: None,
+                usage: None,
+                optional: false,
+                pass_foreign_bearer: false,
+                strip_credentials: false,
+                allow_preflight: false,
+                https: None,
+                #[cfg(feature = "rate-limit")]
+                rate_limiter: None,
+            }),
+            on_rejection: DefaultRejection,
+        }
+    }
+}
+
+impl<R> ApiKeyLayer<R> {
+    fn edit(mut self, f: impl FnOnce(&mut Config)) -> Self {
+        f(Arc::make_mut(&mut self.config));
+        self
+    }
+
+    /// The realm sent in `WWW-Authenticate: Bearer realm="…"`.
+    ///
+    /// # Errors
+    /// [`ConfigError::InvalidRealm`] for control characters, `"` or `\`.
+    ///
+    /// ```
+    /// let layer = tower_api_key::ApiKeyLayer::new(tower_api_key::MemoryStore::new()).realm("billing-api")?;
+    /// # Ok::<(), tower_api_key::ConfigError>(())
+    /// ```
+    pub fn realm(self, realm: &str) -> Result<Self, ConfigError> {
+        let challenges = Arc::new(Challenges::new(realm)?);
+        Ok(self.edit(|c| c.challenges = challenges))
+    }
+
+    /// Accepts `Authorization: <name> <key>` for a custom scheme (case-insensitive), below `Bearer` and above the
+    /// `API-Key` header. Call it once per scheme.
+    ///
+    /// # Errors
+    /// [`ConfigError::InvalidScheme`] unless `name` is a non-empty RFC 9110 token other than `Bearer`.
+    ///
+    /// ```
+    /// let layer = tower_api_key::ApiKeyLayer::new(tower_api_key::MemoryStore::new())
+    ///     .scheme("Api-Key")?
+    ///     .scheme("Token")?;
+    /// # Ok::<(), tower_api_key::ConfigError>(())
+    /// ```
+    pub fn scheme(self, name: &str) -> Result<Self, ConfigError> {
+        validate_scheme(name)?;
+        Ok(self.edit(|c| {
+            if !c.extractor.schemes.iter().any(|s| s.eq_ignore_ascii_case(name)) {
+                c.extractor.schemes.push(name.into());
+            }
+        }))
+    }
+
+    fn toggle(self, f: impl FnOnce(&mut Extractor)) -> Result<Self, ConfigError> {
+        let mut extractor = self.config.extractor.clone();
+        f(&mut extractor);
+        if !extractor.any_enabled() {
+            return Err(ConfigError::NoSources);
+        }
+        Ok(self.edit(|c| c.extractor = extractor))
+    }
+
+    /// Turns `Authorization: Bearer` on or off (on by default).
+    ///
+    /// # Errors
+    /// [`ConfigError::NoSources`] if that would leave no source enabled (add a scheme first).
+    ///
+    /// ```
+    /// let layer = tower_api_key::ApiKeyLayer::new(tower_api_key::MemoryStore::new()).bearer(false)?;
+    /// # Ok::<(), tower_api_key::ConfigError>(())
+    /// ```
+    pub fn bearer(self, on: bool) -> Result<Self, ConfigError> {
+        self.toggle(|e| e.bearer = on)
+    }
+
+    /// Turns the `API-Key` header on or off (on by default).
+    ///
+    /// # Errors
+    /// [`ConfigError::NoSources`] if that would leave no source enabled.
+    ///
+    /// ```
+    /// let layer = tower_api_key::ApiKeyLayer::new(tower_api_key::MemoryStore::new()).api_key_header(false)?;
+    /// # Ok::<(), tower_api_key::ConfigError>(())
+    /// ```
+    pub fn api_key_header(self, on: bool) -> Result<Self, ConfigError> {
+        self.toggle(|e| e.api_key = on)
+    }
+
+    /// Turns the deprecated `X-API-Key` header on or off (on by default, with a warning logged per use).
+    ///
+    /// # Errors
+    /// [`ConfigError::NoSources`] if that would leave no source enabled.
+    ///
+    /// ```
+    /// let layer = tower_api_key::ApiKeyLayer::new(tower_api_key::MemoryStore::new()).x_api_key_header(false)?;
+    /// # Ok::<(), tower_api_key::ConfigError>(())
+    /// ```
+    pub fn x_api_key_header(self, on: bool) -> Result<Self, ConfigError> {
+        self.toggle(|e| e.x_api_key = on)
+    }
+
+    /// Longest accepted key, in bytes (default 256). Longer keys are rejected before hashing or a store call.
+    ///
+    /// # Errors
+    /// [`ConfigError::OutOfRange`] unless 1 ≤ `max` ≤ 8192.
+    ///
+    /// ```
+    /// let layer = tower_api_key::ApiKeyLayer::new(tower_api_key::MemoryStore::new()).max_key_len(128)?;
+    /// # Ok::<(), tower_api_key::ConfigError>(())
+    /// ```
+    pub fn max_key_len(self, max: usize) -> Result<Self, ConfigError> {
+        if !(1..=8192).contains(&max) {
+            return Err(ConfigError::OutOfRange("max_key_len must be between 1 and 8192"));
+        }
+        Ok(self.edit(|c| c.extractor.max_len = max))
+    }
+
+    /// The key format (prefixes) of the keys your store issued. Keys with one of its prefixes are checked
+    /// offline (shape, CRC32) and looked up by id; all other keys are opaque.
+    ///
+    /// ```
+    /// use tower_api_key::{ApiKeyLayer, KeyFormat, MemoryStore};
+    /// let format = KeyFormat::new().user_prefix("acme_user")?;
+    /// let store = MemoryStore::new().with_format(format.clone());
+    /// let layer = ApiKeyLayer::new(store).key_format(format);
+    /// # Ok::<(), tower_api_key::ConfigError>(())
+    /// ```
+    pub fn key_format(self, format: KeyFormat) -> Self {
+        self.edit(|c| c.format = format)
+    }
+
+    /// Whether keys not of the crate's format are looked up by digest (on by default). Turn it off when every key
+    /// was issued by this crate, so that anything else is rejected without a store call.
+    ///
+    /// ```
+    /// let layer = tower_api_key::ApiKeyLayer::new(tower_api_key::MemoryStore::new()).accept_opaque(false);
+    /// ```
+    pub fn accept_opaque(self, on: bool) -> Self {
+        self.edit(|c| c.accept_opaque = on)
+    }
+
+    /// How long a store lookup may take before the request is answered 503 (default 2 s). Needs a Tokio runtime
+    /// with the time driver, as axum, hyper-util and tonic servers have.
+    ///
+    /// ```
+    /// let layer = tower_api_key::ApiKeyLayer::new(tower_api_key::MemoryStore::new())
+    ///     .store_timeout(std::time::Duration::from_millis(250));
+    /// ```
+    pub fn store_timeout(self, timeout: Duration) -> Self {
+        self.edit(|c| c.store_timeout = timeout)
+    }
+
+    /// The clock used for expiry checks (tests use [`crate::ManualClock`]).
+    ///
+    /// ```
+    /// let clock = tower_api_key::ManualClock::new(std::time::SystemTime::now());
+    /// let layer = tower_api_key::ApiKeyLayer::new(tower_api_key::MemoryStore::new()).clock(clock);
+    /// ```
+    pub fn clock(self, clock: impl Clock) -> Self {
+        self.edit(|c| c.clock = Arc::new(clock))
+    }
+
+    /// Sends `verified` and `rejected` events to `sink`.
+    ///
+    /// ```
+    /// let layer = tower_api_key::ApiKeyLayer::new(tower_api_key::MemoryStore::new())
+    ///     .events(|e: &tower_api_key::AuthEvent<'_>| tracing::info!(event = e.name(), key_id = ?e.key_id()));
+    /// ```
+    pub fn events(self, sink: impl AuthEventSink) -> Self {
+        let sink: Arc<dyn AuthEventSink> = Arc::new(sink);
+        self.edit(|c| c.events = Some(sink))
+    }
+
+    /// Records each successful use (count and last-used time) in `tracker`, which flushes to the store in batches.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use tower_api_key::{ApiKeyLayer, MemoryStore, UsageTracker};
+    /// let store = MemoryStore::new();
+    /// let tracker = UsageTracker::spawn(store.clone(), std::time::Duration::from_secs(10));
+    /// let layer = ApiKeyLayer::new(store).usage(tracker.clone());
+    /// # tracker.shutdown().await; }
+    /// ```
+    pub fn usage(self, tracker: UsageTracker) -> Self {
+        self.edit(|c| c.usage = Some(tracker))
+    }
+
+    /// Optional authentication: a request with no credential at all goes through with no [`crate::Principal`]
+    /// (handlers take `Option<Principal>`); a request with a bad credential is still rejected.
+    ///
+    /// ```
+    /// let layer = tower_api_key::ApiKeyLayer::new(tower_api_key::MemoryStore::new()).optional();
+    /// ```
+    pub fn optional(self) -> Self {
+        self.edit(|c| c.optional = true)
+    }
+
+    /// Lets `Authorization: Bearer` values that are not of this crate's key format (no known prefix, e.g. a JWT)
+    /// through untouched and unauthenticated, for a later layer to check. Implies such values are never looked up
+    /// as opaque keys.
+    ///
+    /// ```
+    /// let layer = tower_api_key::ApiKeyLayer::new(tower_api_key::MemoryStore::new()).pass_through_foreign_bearer();
+    /// ```
+    pub fn pass_through_foreign_bearer(self) -> Self {
+        self.edit(|c| c.pass_foreign_bearer = true)
+    }
+
+    /// Removes the credential headers (`Authorization` with our schemes, `API-Key`, `X-API-Key`) before the inner
+    /// service sees the request, so a proxy never forwards the key upstream.
+    ///
+    /// ```
+    /// let layer = tower_api_key::ApiKeyLayer::new(tower_api_key::MemoryStore::new()).strip_credentials();
+    /// ```
+    pub fn strip_credentials(self) -> Self {
+        self.edit(|c| c.strip_credentials = true)
+    }
+
+    /// Lets CORS preflight requests (`OPTIONS` with `Access-Control-Request-Method`) through without a key, as
+    /// browsers never send credentials on them. Put your CORS layer outside this one.
+    ///
+    /// ```
+    /// let layer = tower_api_key::ApiKeyLayer::new(tower_api_key::MemoryStore::new()).allow_cors_preflight();
+    /// ```
+    pub fn allow_cors_preflight(self) -> Self {
+        self.edit(|c| c.allow_preflight = true)
+    }
+
+    /// Rejects requests not made over HTTPS (403, gRPC 7). See [`HttpsPolicy`] for when proxy headers are trusted.
+    ///
+    /// ```
+    /// use tower_api_key::{ApiKeyLayer, HttpsPolicy, MemoryStore};
+    /// let layer = ApiKeyLayer::new(MemoryStore::new()).require_https(HttpsPolicy::behind_proxy());
+    /// ```
+    pub fn require_https(self, policy: HttpsPolicy) -> Self {
+        self.edit(|c| c.https = Some(policy))
+    }
+
+    /// Per-key rate limiting (GCRA): the limit of the key's record, or `default` for keys without one (`None`:
+    /// such keys are not limited).
+    ///
+    /// ```
+    /// use tower_api_key::{ApiKeyLayer, MemoryStore, RateLimit};
+    /// let layer = ApiKeyLayer::new(MemoryStore::new()).rate_limit(RateLimit::per_second(50));
+    /// ```
+    #[cfg(feature = "rate-limit")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rate-limit")))]
+    pub fn rate_limit(self, default: Option<crate::RateLimit>) -> Self {
+        let limiter = crate::rate_limit::KeyRateLimiter::new(default);
+        self.edit(|c| c.rate_limiter = Some(limiter))
+    }
+
+    /// Replaces the rejection response. Any `Fn(&Rejection) -> Response<B>` closure works.
+    ///
+    /// ```
+    /// use tower_api_key::{ApiKeyLayer, MemoryStore, Rejection};
+    /// let layer = ApiKeyLayer::new(MemoryStore::new()).on_rejection(|r: &Rejection| {
+    ///     http::Response::builder().status(r.code().status()).body(axum::body::Body::empty()).unwrap()
+    /// });
+    /// ```
+    pub fn on_rejection<R2>(self, on_rejection: R2) -> ApiKeyLayer<R2> {
+        ApiKeyLayer { config: self.config, on_rejection }
+    }
+}
+
+impl<S, R: Clone> Layer<S> for ApiKeyLayer<R> {
+    type Service = ApiKeyAuth<S, R>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ApiKeyAuth { inner, config: self.config.clone(), on_rejection: self.on_rejection.clone() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MemoryStore;
+
+    #[test]
+    fn configuration_errors_are_typed() {
+        let l = || ApiKeyLayer::new(MemoryStore::new());
+        assert!(matches!(l().scheme(""), Err(ConfigError::InvalidScheme(_))));
+        assert!(matches!(l().scheme("bearer"), Err(ConfigError::InvalidScheme(_))));
+        assert!(matches!(l().scheme("Api Key"), Err(ConfigError::InvalidScheme(_))));
+        assert!(matches!(l().realm("a\"b"), Err(ConfigError::InvalidRealm(_))));
+        assert!(matches!(l().realm("line\nbreak"), Err(ConfigError::InvalidRealm(_))));
+        assert!(matches!(l().max_key_len(0), Err(ConfigError::OutOfRange(_))));
+        assert!(matches!(l().max_key_len(8193), Err(ConfigError::OutOfRange(_))));
+        let only_x = l().bearer(false).unwrap().api_key_header(false).unwrap();
+        assert!(matches!(only_x.clone().x_api_key_header(false), Err(ConfigError::NoSources)));
+        // Adding a scheme first makes turning the last header off valid.
+        assert!(only_x.scheme("Token").unwrap().x_api_key_header(false).is_ok());
+    }
+
+    #[test]
+    fn builders_do_not_disturb_layers_already_cloned() {
+        let a = ApiKeyLayer::new(MemoryStore::new());
+        let b = a.clone().scheme("Token").unwrap();
+        assert!(a.config.extractor.schemes.is_empty());
+        assert_eq!(b.config.extractor.schemes.len(), 1);
+    }
+}

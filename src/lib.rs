@@ -1,0 +1,133 @@
+//! Tower middleware for API key authentication.
+//!
+//! # Overview
+//!
+//! [`ApiKeyLayer`] reads the key from the request headers in priority order, checks its shape and checksum
+//! offline, looks it up through an async [`KeyStore`], verifies its SHA-256 digest in constant time, checks
+//! revocation, expiry, scopes and rate limits, and inserts a typed [`Principal`] (user-level or system-level) into
+//! the request extensions. It works with axum, hyper and tonic.
+//!
+//! | step | what happens | on failure |
+//! |---|---|---|
+//! | extract | `Authorization: Bearer` > `Authorization: <custom scheme>` > `API-Key` > `X-API-Key` ([`extract`]) | 401, or 400 `invalid_request` |
+//! | pre-check | length bound; for keys of the crate's [format](mod@format), shape and CRC32 | 401 `invalid_token`, no hashing, no store call |
+//! | look up | one [`KeyStore`] call, by public id or by SHA-256 of an opaque key | 503 if the store fails or is slow (fail closed) |
+//! | verify | SHA-256 of the secret vs. the stored digest, constant time; revoked / disabled / expired / rotated out | 401 `invalid_token` |
+//! | authorize | per-key rate limit (feature `rate-limit`); scopes with [`RequireScopesLayer`] | 429 / 403 `insufficient_scope` |
+//! | inject | [`Principal`] into the request extensions | |
+//!
+//! gRPC requests get trailers-only responses with `grpc-status` 16, 7, 8 or 14 instead ([`reject`]).
+//!
+//! # Example
+//!
+//! ```
+//! use axum::{routing::get, Json, Router};
+//! use tower_api_key::{ApiKeyLayer, MemoryStore, NewKey, Principal};
+//!
+//! async fn whoami(principal: Principal) -> Json<serde_json::Value> {
+//!     Json(serde_json::json!({
+//!         "kind": principal.kind().as_str(),
+//!         "id": principal.id(),
+//!         "key_id": principal.key_id().as_str(),
+//!     }))
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = MemoryStore::new();
+//! let issued = store.add(NewKey::user("alice").scopes(["read"])?)?;
+//! // Show `issued.key` to its owner once; the store keeps only its digest.
+//!
+//! let app: Router = Router::new()
+//!     .route("/whoami", get(whoami))
+//!     .layer(ApiKeyLayer::new(store).scheme("Api-Key")?);
+//! # Ok(()) }
+//! ```
+//!
+//! # Feature flags
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `axum` | yes | `Principal` and [`Scoped`] as axum extractors; axum body support for rejections |
+//! | `tonic` | yes | tonic body support for rejections (gRPC services) |
+//! | `serde` | yes | serde for records; the [`FileStore`] (TOML / JSON / environment variable) |
+//! | `admin` | yes | the key-management HTTP API ([`admin`]) |
+//! | `rate-limit` | yes | per-key GCRA rate limits with `governor` |
+//! | `metrics` | no | outcome counters through the `metrics` crate |
+//!
+//! # Security
+//!
+//! What is guaranteed, and what is best effort:
+//!
+//! * **Keys are hashed at rest.** Stores keep the public id and the SHA-256 digest of the secret, never the key.
+//!   Keys of the crate's format carry at least 142 bits from the OS CSPRNG, so a plain (unsalted) SHA-256 is the
+//!   right tool: a dump of the store gives no usable key. Opaque keys are only as strong as whoever issued them.
+//! * **Constant-time verification.** The digest of the presented secret is compared with the stored digest with
+//!   [`subtle`], as four 64-bit words, with no early return. Lookups happen by public id (not secret) or by digest
+//!   (whose prefix tells an attacker nothing about the key). `subtle` and the compiler are best effort against
+//!   timing; `benches/constant_time.rs` measures it (dudect-style Welch t-test).
+//! * **No key material leaks.** [`ApiKey`] and every type that borrows a key redact it in `Debug`; the issued key
+//!   is zeroized on drop; credential headers are marked sensitive; logs, events, errors and response bodies carry
+//!   at most the public key id.
+//! * **Bad input gets a 4xx**, never a panic or a 5xx, with bounded work: the key length is capped before any
+//!   hashing, and keys of the crate's format are checked (CRC32) before any store call.
+//! * **Fail closed.** A store error or a store slower than [`ApiKeyLayer::store_timeout`] gives 503 and nothing
+//!   goes through.
+//! * **Transport.** Keys are bearer secrets: send them only over TLS. [`ApiKeyLayer::require_https`] enforces it.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(feature = "admin")]
+#[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
+pub mod admin;
+mod clock;
+mod error;
+pub mod events;
+pub mod extract;
+pub mod format;
+mod future;
+mod layer;
+pub mod manage;
+mod principal;
+#[cfg(feature = "rate-limit")]
+mod rate_limit;
+mod record;
+pub mod reject;
+pub mod scope;
+mod secret;
+#[cfg(feature = "serde")]
+mod serde_util;
+mod service;
+pub mod store;
+pub mod transport;
+mod usage;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
+pub use async_trait::async_trait;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::ConfigError;
+pub use events::{AuthEvent, AuthEventSink};
+pub use extract::{CredentialSource, DEFAULT_MAX_KEY_LEN};
+pub use format::{Classified, GeneratedKey, KeyFormat, KeyId, KeyKind, MalformedKey, ParsedKey};
+pub use future::ResponseFuture;
+pub use layer::{ApiKeyLayer, DEFAULT_REALM, DEFAULT_STORE_TIMEOUT};
+pub use manage::{IssuedKey, KeyInfo, KeyManager, KeyUpdate, ListQuery, NewKey, Page, Usage};
+#[cfg(feature = "axum")]
+pub use principal::MissingPrincipal;
+pub use principal::{Identity, Principal};
+pub use record::{KeyRecord, KeyStatus, RateLimit, Scopes};
+pub use reject::{DefaultRejection, ErrorCode, OnRejection, RejectReason, Rejection, RejectionBody};
+pub use scope::{RequireScopes, RequireScopesLayer, ScopeMatch};
+#[cfg(feature = "axum")]
+pub use scope::{RequiredScopes, ScopeRejection, Scoped};
+pub use secret::{ApiKey, InvalidDigest, KeyDigest};
+pub use service::ApiKeyAuth;
+#[cfg(feature = "serde")]
+pub use store::file::{FileStore, FileStoreError};
+pub use store::memory::MemoryStore;
+pub use store::{KeyStore, Lookup, LookupResult, StoreError};
+pub use transport::{HttpsPolicy, Secure};
+pub use usage::{DEFAULT_MAX_PENDING_KEYS, UsageTracker};

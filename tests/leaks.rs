@@ -1,0 +1,125 @@
+//! No key material in logs (captured at TRACE), `Debug` output, events, errors or response bodies.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::routing::get;
+use tower_api_key::{ApiKey, ApiKeyLayer, KeyFormat, KeyKind, KeyManager, MemoryStore, NewKey, Principal, admin};
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn logs_never_contain_a_key() {
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let store = MemoryStore::new();
+    let user = store.add(NewKey::user("alice").scopes(["read"]).unwrap()).unwrap();
+    let admin_key = store.add(NewKey::system("ops").scopes(["keys:admin"]).unwrap()).unwrap();
+    let opaque = "opaque-legacy-key-with-enough-length-1234";
+    store.add_opaque(opaque, NewKey::user("bob")).unwrap();
+
+    let app = Router::new()
+        .route("/whoami", get(|p: Principal| async move { p.id().to_owned() }))
+        .nest("/admin", admin::router(store.clone()))
+        .layer(ApiKeyLayer::new(store.clone()).scheme("Api-Key").unwrap());
+    let base = format!("http://{}", common::serve(app).await);
+    let http = common::client();
+
+    let good = user.key.expose_secret().to_owned();
+    let mut damaged = good.clone();
+    damaged.replace_range(good.len() - 3.., "zzz");
+    let unknown = KeyFormat::new().generate(KeyKind::User).key.expose_secret().to_owned();
+    let mut presented = vec![good.clone(), damaged.clone(), unknown.clone(), opaque.to_owned()];
+    let mut bodies = String::new();
+
+    for (name, value) in [
+        ("authorization", format!("Bearer {good}")),
+        ("authorization", format!("Api-Key {damaged}")),
+        ("api-key", unknown.clone()),
+        ("x-api-key", opaque.to_owned()),
+        ("x-api-key", "not-a-key-at-all-but-secretish".to_owned()),
+    ] {
+        let res = http.get(format!("{base}/whoami")).header(name, value).send().await.unwrap();
+        bodies.push_str(&format!("{:?}", res.headers()));
+        bodies.push_str(&res.text().await.unwrap());
+    }
+    presented.push("not-a-key-at-all-but-secretish".to_owned());
+    let res = http
+        .post(format!("{base}/admin/keys"))
+        .bearer_auth(admin_key.key.expose_secret())
+        .json(&serde_json::json!({"name": "n", "kind": "user", "owner": "carol"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let issued: serde_json::Value = res.json().await.unwrap();
+    let issued_key = issued["key"].as_str().unwrap().to_owned();
+    presented.push(admin_key.key.expose_secret().to_owned());
+    // Rotate too: the new key must not be logged either.
+    let rotated = store.rotate(&user.record.id, std::time::Duration::from_secs(1)).await.unwrap();
+
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("api key accepted"), "debug logs were captured:\n{logs}");
+    assert!(logs.contains("deprecated X-API-Key"), "{logs}");
+    assert!(logs.contains(user.record.id.as_str()), "logs name the key id");
+    for key in presented.iter().chain([&issued_key, &rotated.key.expose_secret().to_owned()]) {
+        let secret_part = &key[key.len().saturating_sub(20)..];
+        assert!(!logs.contains(secret_part), "a key leaked into the logs:\n{logs}");
+        assert!(!bodies.contains(secret_part), "a key leaked into a response:\n{bodies}");
+    }
+}
+
+#[test]
+fn debug_output_never_contains_a_key() {
+    let store = MemoryStore::new();
+    let issued = store.add(NewKey::user("alice")).unwrap();
+    let secret = issued.key.expose_secret().to_owned();
+    let tail = &secret[secret.len() - 20..];
+    let principal = Principal::from_record(issued.record.clone());
+    let layer = ApiKeyLayer::new(store.clone());
+    let generated = KeyFormat::new().generate(KeyKind::System);
+    let parsed = KeyFormat::new().parse(generated.key.expose_secret().as_bytes()).unwrap().unwrap();
+    let gen_tail = &generated.key.expose_secret()[generated.key.expose_secret().len() - 20..];
+    let texts = [
+        format!("{issued:?}"),
+        format!("{:?}", issued.record),
+        format!("{principal:?}"),
+        format!("{layer:?}"),
+        format!("{store:?}"),
+        format!("{generated:?}"),
+        format!("{parsed:?}"),
+        format!("{:?}", ApiKey::new(secret.clone())),
+        format!("{:#?}", issued),
+    ];
+    for t in &texts {
+        assert!(!t.contains(tail) && !t.contains(gen_tail), "{t}");
+    }
+}
