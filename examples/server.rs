@@ -3,7 +3,8 @@
 //! * listens on `127.0.0.1:3000`, or on `ADDR`;
 //! * registers `DEMO_USER_KEY` (user `demo-user`) and `DEMO_SERVICE_KEY` (service `demo-service`, scope
 //!   `keys:admin`) when set; otherwise mints one of each and prints them once;
-//! * accepts `Authorization: Bearer`, `Authorization: Api-Key`, `API-Key` and (deprecated) `X-API-Key`;
+//! * accepts `Authorization: Bearer`, `Authorization: Api-Key`, `API-Key` and (deprecated) `X-API-Key`, answering
+//!   the latter with a `Deprecation` header;
 //! * `GET /health` needs no key; `GET /whoami` describes the principal; `/admin/keys…` is the key-management API
 //!   (scope `keys:admin`).
 
@@ -14,12 +15,15 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axum::extract::Request;
+use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
-use tower_api_key::{ApiKeyLayer, Clock, ConfigError, KeyId, MemoryStore, Principal, SystemClock, UsageTracker, admin};
+use tower_api_key::{
+    ApiKeyLayer, Clock, ConfigError, CredentialSource, KeyId, MemoryStore, Principal, SystemClock, UsageTracker, admin,
+};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -65,12 +69,25 @@ async fn whoami(principal: Principal) -> Json<Value> {
     }))
 }
 
-/// Inside the key layer: copies the key id into the response so the outer logger can print it.
+/// Inside the key layer: copies the key id into the response so the outer logger can print it, and tells clients
+/// that still send the deprecated `X-API-Key` header to move on, with a `Deprecation` response header (RFC 9745:
+/// deprecated since 2025-01-01) and a `Link` to what to do instead.
 async fn remember_key_id(req: Request, next: Next) -> Response {
-    let key_id = req.extensions().get::<Principal>().map(|p| *p.key_id());
+    let principal = req.extensions().get::<Principal>();
+    let key_id = principal.map(|p| *p.key_id());
+    let deprecated = principal.and_then(Principal::source) == Some(CredentialSource::XApiKeyHeader);
     let mut res = next.run(req).await;
     if let Some(id) = key_id {
         res.extensions_mut().insert(id);
+    }
+    if deprecated {
+        res.headers_mut().insert("deprecation", HeaderValue::from_static("@1735689600"));
+        res.headers_mut().insert(
+            "link",
+            HeaderValue::from_static(
+                "<https://docs.rs/tower-api-key/latest/tower_api_key/extract/>; rel=\"deprecation\"",
+            ),
+        );
     }
     res
 }

@@ -86,6 +86,9 @@ async fn every_source_and_the_custom_scheme_work() {
     ] {
         let res = d.http.get(&url).header(name, &value).send().await.unwrap();
         assert_eq!(res.status(), 200, "{name}: {}", value.split(' ').next().unwrap());
+        // Only the deprecated header earns the client a `Deprecation` notice (RFC 9745).
+        let deprecation = res.headers().get("deprecation").map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(deprecation.as_deref(), (name == "x-api-key").then_some("@1735689600"), "{name}");
     }
     // Priority: a bad Bearer wins over a good API-Key header.
     let res = d.http.get(&url).bearer_auth("wrong").header("api-key", USER_KEY).send().await.unwrap();
