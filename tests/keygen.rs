@@ -64,3 +64,33 @@ fn bad_arguments_are_errors() {
     assert!(keygen::generate(args("--owner a --scopes has\"quote")).is_err());
     assert!(keygen::generate(args("--help")).unwrap().is_none());
 }
+
+/// `FileStore::from_env` with the variable really set. Setting a variable in this process needs `unsafe`
+/// (edition 2024), which the crate forbids, so the test runs itself again as a child process with the
+/// variable in its environment and the child does the check.
+#[tokio::test]
+async fn from_env_loads_toml_and_json_from_a_real_variable() {
+    const VAR: &str = "TOWER_API_KEY_TEST_KEYS";
+    const KEY_VAR: &str = "TOWER_API_KEY_TEST_KEY";
+    if let (Ok(_), Ok(key)) = (std::env::var(VAR), std::env::var(KEY_VAR)) {
+        // The child: load the store from the variable and authenticate with the key.
+        let store = FileStore::from_env(VAR).unwrap();
+        assert_eq!(store.len(), 1);
+        assert_eq!(authenticate(store, &key).await, Some(("system".into(), "billing".into())));
+        return;
+    }
+    for format in ["", "--json"] {
+        let (key, record) =
+            keygen::generate(args(&format!("--kind system --owner billing {format}"))).unwrap().unwrap();
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "from_env_loads_toml_and_json_from_a_real_variable", "--nocapture"])
+            .env(VAR, &record)
+            .env(KEY_VAR, key.expose_secret())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{format}: child failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("1 passed"), "{format}: the child ran the test: {stdout}");
+    }
+    assert!(FileStore::from_env("TOWER_API_KEY_SURELY_UNSET").is_err());
+}

@@ -157,7 +157,8 @@ impl FileStore {
         }
     }
 
-    /// Loads records from the environment variable `var`: JSON if it starts with `{` or `[`, TOML otherwise.
+    /// Loads records from the environment variable `var`: JSON if it holds a JSON object or array (`{…}`,
+    /// `[{…}]`, `[]`), TOML otherwise (including TOML's `[[keys]]` tables).
     ///
     /// # Errors
     /// [`FileStoreError::MissingEnv`], or a parse error.
@@ -167,11 +168,7 @@ impl FileStore {
     /// ```
     pub fn from_env(var: &str) -> Result<Self, FileStoreError> {
         let text = std::env::var(var).map_err(|_| FileStoreError::MissingEnv(var.to_owned()))?;
-        if matches!(text.trim_start().chars().next(), Some('{' | '[')) {
-            Self::from_json_str(&text)
-        } else {
-            Self::from_toml_str(&text)
-        }
+        if looks_like_json(&text) { Self::from_json_str(&text) } else { Self::from_toml_str(&text) }
     }
 
     /// Number of records.
@@ -194,6 +191,16 @@ impl FileStore {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.inner.is_empty()
+    }
+}
+
+/// `{…}`, or `[` followed by `{` or `]`: JSON. TOML documents start with a key, a `[table]` or a `[[table]]`.
+fn looks_like_json(text: &str) -> bool {
+    let mut chars = text.trim_start().chars();
+    match chars.next() {
+        Some('{') => true,
+        Some('[') => matches!(chars.find(|c| !c.is_whitespace()), Some('{' | ']')),
+        _ => false,
     }
 }
 
@@ -240,6 +247,16 @@ mod tests {
             format!(r#"[{{"id": "AAAAAAAAAAAA", "digest": "{}", "kind": "system", "owner": "svc"}}]"#, d.to_hex());
         let store = FileStore::from_json_str(&json).unwrap();
         assert!(store.lookup_now(Lookup::Digest(&d)).unwrap().unwrap().is_some());
+    }
+
+    #[test]
+    fn environment_text_is_told_apart_by_its_first_token() {
+        for json in ["{}", " [ ]", "[{\"id\": 1}]", "\n[\n  {"] {
+            assert!(looks_like_json(json), "{json:?}");
+        }
+        for toml in ["[[keys]]\nid = 1", "  [keys]", "keys = []", ""] {
+            assert!(!looks_like_json(toml), "{toml:?}");
+        }
     }
 
     #[test]
