@@ -94,6 +94,15 @@ impl Template {
         Self { uri: Uri::from_static("/whoami"), base }
     }
 
+    /// The same request already carrying one extension, as requests reach a route layer in axum (its router
+    /// inserts `OriginalUri` and `MatchedPath` before the route's layers run): inserting the principal then
+    /// allocates only its own box instead of also creating the extensions map.
+    fn build_with_extension(&self, auth: Option<&HeaderValue>) -> Req {
+        let mut req = self.build(auth);
+        req.extensions_mut().insert(axum::extract::OriginalUri(self.uri.clone()));
+        req
+    }
+
     fn build(&self, auth: Option<&HeaderValue>) -> Req {
         let mut req = Request::new(Body::default());
         *req.uri_mut() = self.uri.clone();
@@ -442,6 +451,14 @@ fn cases<'a>(fx: &'a Fixture, scales: &'a [Scale]) -> Vec<Case<'a>> {
         request_case("valid", "baseline_no_layer", inner(), with(&fx.valid), ok),
         request_case("valid", "api_key_layer", fx.layer().layer(inner()), with(&fx.valid), ok),
         request_case("valid", "api_key_layer_opaque40", fx.layer().layer(inner()), with(&fx.opaque), ok),
+        request_case("valid", "baseline_req_with_extension", inner(), || t.build_with_extension(Some(&fx.valid)), ok),
+        request_case(
+            "valid",
+            "api_key_layer_req_with_extension",
+            fx.layer().layer(inner()),
+            || t.build_with_extension(Some(&fx.valid)),
+            ok,
+        ),
         request_case("valid", "tower_http_bearer", tower_http_bearer(key).layer(inner()), with(&fx.valid), ok),
         request_case(
             "valid",
@@ -675,10 +692,12 @@ fn run_child(shim: &Path, args: &[String]) -> Option<(Counts, String)> {
 const ALLOC_CASES: &[(&str, &str)] = &[
     ("build_request_only", "building and dropping the request (subtracted from every other row)"),
     ("build_request_no_auth", "the same without `Authorization` (subtracted from layer_missing instead)"),
+    ("build_request_with_extension", "the same carrying one extension (subtracted from the *_req_with_extension row)"),
     ("extension_insert_only", "build + insert one Arc into the extensions (what any middleware pays to inject)"),
     ("baseline_no_layer", "build + inner service, no layer"),
     ("layer_valid", "build + layer + inner, valid 52-byte key"),
     ("layer_valid_opaque40", "build + layer + inner, valid 40-byte opaque key"),
+    ("layer_valid_req_with_extension", "the same, request already carrying one extension (as in axum)"),
     ("layer_missing", "build + layer, no credential (401)"),
     ("layer_malformed", "build + layer, bad checksum (401)"),
     ("layer_unknown", "build + layer, unknown key (401)"),
@@ -712,6 +731,19 @@ fn alloc_child(case: &str, iters: usize) {
         "build_request_only" => {
             for _ in 0..iters {
                 drop(black_box(t.build(Some(&fx.valid))));
+            }
+        }
+        "build_request_with_extension" => {
+            for _ in 0..iters {
+                drop(black_box(t.build_with_extension(Some(&fx.valid))));
+            }
+        }
+        "layer_valid_req_with_extension" => {
+            let mut svc = fx.layer().layer(inner());
+            drop(drive(&mut svc, t.build_with_extension(Some(&fx.valid))));
+            for _ in 0..iters {
+                let res = drive(&mut svc, t.build_with_extension(Some(&fx.valid)));
+                drop(black_box(res));
             }
         }
         "build_request_no_auth" => {
@@ -785,7 +817,9 @@ fn alloc_report() {
     };
     println!();
     println!("Heap allocations per request (LD_PRELOAD malloc counter, difference of {hi} and {lo} iterations)");
-    let (Some(build), Some(build_no_auth)) = (per("build_request_only"), per("build_request_no_auth")) else {
+    let (Some(build), Some(build_no_auth), Some(build_ext)) =
+        (per("build_request_only"), per("build_request_no_auth"), per("build_request_with_extension"))
+    else {
         println!("  skipped: the counting child failed");
         return;
     };
@@ -796,7 +830,12 @@ fn alloc_report() {
     for (case, what) in ALLOC_CASES {
         let Some(c) = per(case) else { continue };
         let (a, r, b) = match *case {
-            "build_request_only" | "build_request_no_auth" => (c.allocs, c.reallocs, c.bytes),
+            "build_request_only" | "build_request_no_auth" | "build_request_with_extension" => {
+                (c.allocs, c.reallocs, c.bytes)
+            }
+            "layer_valid_req_with_extension" => {
+                (c.allocs - build_ext.allocs, c.reallocs - build_ext.reallocs, c.bytes - build_ext.bytes)
+            }
             "layer_missing" => {
                 (c.allocs - build_no_auth.allocs, c.reallocs - build_no_auth.reallocs, c.bytes - build_no_auth.bytes)
             }
@@ -908,6 +947,8 @@ fn summary(inter: &HashMap<String, (f64, f64)>, crit_dir: &Path, since: SystemTi
     row(vb, vb, None);
     row("valid/api_key_layer", vb, Some(120.0));
     row("valid/api_key_layer_opaque40", vb, None);
+    row("valid/baseline_req_with_extension", "valid/baseline_req_with_extension", None);
+    row("valid/api_key_layer_req_with_extension", "valid/baseline_req_with_extension", Some(120.0));
     row("valid/tower_http_bearer", vb, None);
     row("valid/hashmap_from_fn_style_boxed", vb, None);
     row("valid/hashmap_unboxed", vb, None);

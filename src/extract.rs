@@ -143,6 +143,16 @@ impl Extractor {
         self.bearer || !self.schemes.is_empty() || self.api_key || self.x_api_key
     }
 
+    /// `Bearer <rest>` (scheme case-insensitive, then at least one space or tab) when `Bearer` is on.
+    fn strip_bearer<'a>(&self, value: &'a [u8]) -> Option<&'a [u8]> {
+        let v = trim(value);
+        if self.bearer && v.len() > 6 && v[..6].eq_ignore_ascii_case(b"bearer") && matches!(v[6], b' ' | b'\t') {
+            Some(&v[7..])
+        } else {
+            None
+        }
+    }
+
     fn scheme_of<'a>(&self, value: &'a [u8]) -> Option<(CredentialSource, &'a [u8])> {
         let v = trim(value);
         let split = v.iter().position(|&b| b == b' ' || b == b'\t').unwrap_or(v.len());
@@ -158,6 +168,19 @@ impl Extractor {
 
     /// Finds the credential. `Ok(None)`: no enabled source is present.
     pub(crate) fn extract<'a>(&self, headers: &'a HeaderMap) -> Result<Option<Credential<'a>>, RejectReason> {
+        // The common case first: exactly one `Authorization` header, with the `Bearer` scheme. Same result as the
+        // general path (a property test checks it), without its bookkeeping.
+        let mut values = headers.get_all(AUTHORIZATION).iter();
+        if let (Some(only), None) = (values.next(), values.next())
+            && let Some(rest) = self.strip_bearer(only.as_bytes())
+        {
+            return self.finish(Slot { value: Some(trim(rest)), ambiguous: false }, CredentialSource::Bearer);
+        }
+        self.extract_general(headers)
+    }
+
+    /// Every source in priority order, duplicates merged.
+    fn extract_general<'a>(&self, headers: &'a HeaderMap) -> Result<Option<Credential<'a>>, RejectReason> {
         if self.bearer || !self.schemes.is_empty() {
             let mut bearer = Slot::default();
             let mut scheme = Slot::default();
@@ -353,6 +376,35 @@ mod tests {
         }
         for good in ["Api-Key", "Token", "X.Custom_1"] {
             assert!(validate_scheme(good).is_ok(), "{good:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The single-`Authorization` fast path agrees with the general path on any value, with or without other
+        /// sources and custom schemes.
+        #[test]
+        fn fast_path_matches_general_path(
+            head in proptest::sample::select(vec![
+                "", " ", "Bearer", "Bearer ", "bearer\t", "BEARER   ", " bEaReR \t ", "Bearerx ", "Beare ",
+                "Api-Key ", "token\t", "Basic ",
+            ]),
+            body in proptest::collection::vec(proptest::sample::select(b" \tBbEeRrKk-_\x7f\x80x0".to_vec()), 0..12),
+            tail in proptest::sample::select(vec!["", " ", "\t ", "x"]),
+            api_key in proptest::option::of("[a-z]{0,6}"),
+            schemes in proptest::bool::ANY,
+            bearer in proptest::bool::ANY,
+        ) {
+            let value = [head.as_bytes(), &body, tail.as_bytes()].concat();
+            let Ok(header) = HeaderValue::from_bytes(&value) else { return Ok(()) };
+            let mut map = HeaderMap::new();
+            map.insert(AUTHORIZATION, header);
+            if let Some(k) = api_key {
+                map.insert(&API_KEY, HeaderValue::from_str(&k).unwrap());
+            }
+            let ex = Extractor { bearer, ..if schemes { with_scheme() } else { Extractor::default() } };
+            let fast = ex.extract(&map).map(|o| o.map(|c| (c.source, c.value.to_vec())));
+            let general = ex.extract_general(&map).map(|o| o.map(|c| (c.source, c.value.to_vec())));
+            proptest::prop_assert_eq!(fast, general);
         }
     }
 
