@@ -317,12 +317,18 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let span = tracing::debug_span!(
-            "api_key_auth",
-            key_id = tracing::field::Empty,
-            kind = tracing::field::Empty,
-            outcome = tracing::field::Empty
-        );
+        // Checked first so that, when no subscriber wants the span, it is not built at all (with tracing's `log`
+        // feature, which axum turns on by default, a disabled span would still be offered to `log`).
+        let span = if tracing::enabled!(tracing::Level::DEBUG) {
+            tracing::debug_span!(
+                "api_key_auth",
+                key_id = tracing::field::Empty,
+                kind = tracing::field::Empty,
+                outcome = tracing::field::Empty
+            )
+        } else {
+            tracing::Span::none()
+        };
         let step = span.in_scope(|| self.config.begin(&mut req));
         record_step(&span, &step);
         match step {

@@ -123,3 +123,45 @@ fn debug_output_never_contains_a_key() {
         assert!(!t.contains(tail) && !t.contains(gen_tail), "{t}");
     }
 }
+
+/// One `api_key_auth` span per authentication, with the key id, the principal kind and the outcome, and never the
+/// key (issue: observability). Printed by the fmt subscriber when each span closes.
+#[tokio::test(flavor = "current_thread")]
+async fn auth_span_records_key_id_kind_and_outcome() {
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let store = MemoryStore::new();
+    let user = store.add(NewKey::user("alice")).unwrap();
+    let service = store.add(NewKey::system("billing")).unwrap();
+    let unknown = KeyFormat::new().generate(KeyKind::User).key;
+    let app = Router::new()
+        .route("/whoami", get(|p: Principal| async move { p.id().to_owned() }))
+        .layer(ApiKeyLayer::new(store.clone()));
+    let base = format!("http://{}", common::serve(app).await);
+    let http = common::client();
+    for key in [&user.key, &service.key, &unknown] {
+        http.get(format!("{base}/whoami")).bearer_auth(key.expose_secret()).send().await.unwrap();
+    }
+    http.get(format!("{base}/whoami")).send().await.unwrap();
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    // Span-close lines: `api_key_auth{<fields>}: tower_api_key::service: close …`.
+    let spans: Vec<&str> = text.lines().filter(|l| l.contains("api_key_auth{") && l.contains(": close")).collect();
+    let has = |fields: &[&str]| spans.iter().any(|l| fields.iter().all(|f| l.contains(f)));
+    assert_eq!(spans.len(), 4, "one span per request:\n{text}");
+    let (user_id, service_id) = (format!("key_id={}", user.record.id), format!("key_id={}", service.record.id));
+    assert!(has(&[&user_id, "kind=\"user\"", "outcome=\"accepted\""]), "{text}");
+    assert!(has(&[&service_id, "kind=\"system\"", "outcome=\"accepted\""]), "{text}");
+    assert!(has(&["outcome=\"unknown\""]), "{text}");
+    assert!(has(&["outcome=\"no_credential\""]), "{text}");
+    for key in [&user.key, &service.key, &unknown] {
+        assert!(!text.contains(key.expose_secret()), "a key reached the logs");
+    }
+}
