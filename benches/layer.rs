@@ -14,8 +14,9 @@
 //!
 //! `BENCH_PARTS` picks the parts (comma-separated, default all): `criterion`, `interleaved` (every case run in
 //! short bursts, in random order, `BENCH_ROUNDS` rounds, median per case: robust on a shared machine; this is the
-//! table printed for BENCHMARKS.md), `alloc`. `BENCH_FILTER=valid/,reject/` keeps only matching cases;
-//! `BENCH_NO_SCALING=1` skips building the 1k/100k/1M stores.
+//! table printed for BENCHMARKS.md), `alloc`, `example` (the example server's router in process).
+//! `BENCH_FILTER=valid/,reject/` keeps only matching cases; `BENCH_NO_SCALING=1` skips building the 1k/100k/1M
+//! stores.
 
 #![allow(
     clippy::unwrap_used,
@@ -48,6 +49,11 @@ use tower::{Layer, Service};
 use tower_api_key::{
     ApiKeyLayer, KeyDigest, KeyFormat, KeyKind, KeyManager, KeyStore, Lookup, MemoryStore, NewKey, Rejection,
 };
+
+/// The example server's router, for the `example` part (where its `/whoami` time goes, in process).
+#[path = "../examples/server.rs"]
+#[allow(dead_code)]
+mod server;
 
 type Body = Full<Bytes>;
 type Req = Request<Body>;
@@ -1026,6 +1032,61 @@ fn serve(addr: &str, mode: &str) {
     });
 }
 
+/// `BENCH_PARTS=example`: the example server's router (`examples/server.rs`) driven in process with
+/// `oneshot`, `GET /health` against `GET /whoami` with a valid key, each response body read to the end; then the
+/// same `/whoami` route served without the example's two `from_fn` middlewares, to split the difference between
+/// them and the rest (layer, extractor, JSON).
+fn example_report() {
+    use tower::ServiceExt;
+    const KEY: &str = "demo-load-0123456789abcdef0123456789abcd";
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let store = MemoryStore::new();
+        store.add_opaque(KEY, NewKey::user("demo-user")).unwrap();
+        let usage = tower_api_key::UsageTracker::spawn(store.clone(), Duration::from_secs(3600));
+        let example = server::app(store.clone(), tower_api_key::SystemClock, usage).unwrap();
+        let bare = axum::Router::new()
+            .route(
+                "/whoami",
+                axum::routing::get(|p: tower_api_key::Principal| async move {
+                    axum::Json(
+                        serde_json::json!({"kind": p.kind().as_str(), "id": p.id(), "key_id": p.key_id().as_str()}),
+                    )
+                }),
+            )
+            .layer(ApiKeyLayer::new(store));
+        let time = |app: axum::Router, path: &'static str| async move {
+            let n = 50_000u32;
+            let mut best = f64::MAX;
+            for _ in 0..5 {
+                let t0 = Instant::now();
+                for _ in 0..n {
+                    let req = Request::get(path)
+                        .header(AUTHORIZATION, format!("Bearer {KEY}"))
+                        .body(axum::body::Body::empty())
+                        .unwrap();
+                    let res = app.clone().oneshot(req).await.unwrap();
+                    assert_eq!(res.status(), StatusCode::OK, "{path}");
+                    black_box(axum::body::to_bytes(res.into_body(), 1 << 16).await.unwrap());
+                }
+                best = best.min(t0.elapsed().as_nanos() as f64 / f64::from(n));
+            }
+            best
+        };
+        let health = time(example.clone(), "/health").await;
+        let whoami = time(example, "/whoami").await;
+        let bare_whoami = time(bare, "/whoami").await;
+        println!();
+        println!("Example server router in process (best of 5 x 50 000 requests, ns per request):");
+        println!("  example GET /health                          {health:>8.0}");
+        println!(
+            "  example GET /whoami (key)                    {whoami:>8.0}   (+{:.0} over /health)",
+            whoami - health
+        );
+        println!("  layer + Principal + JSON only, GET /whoami   {bare_whoami:>8.0}");
+    });
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(pos) = args.iter().position(|a| a == "--serve") {
@@ -1042,8 +1103,8 @@ fn main() {
         return;
     }
 
-    // BENCH_PARTS: which parts to run, comma-separated (default all): criterion, interleaved, alloc.
-    let parts = std::env::var("BENCH_PARTS").unwrap_or_else(|_| "criterion,interleaved,alloc".into());
+    // BENCH_PARTS: which parts to run, comma-separated (default all): criterion, interleaved, alloc, example.
+    let parts = std::env::var("BENCH_PARTS").unwrap_or_else(|_| "criterion,interleaved,alloc,example".into());
     let part = |p: &str| parts.split(',').any(|x| x.trim() == p);
     let started = SystemTime::now();
     if part("criterion") || part("interleaved") {
@@ -1080,5 +1141,8 @@ fn main() {
     }
     if part("alloc") {
         alloc_report();
+    }
+    if part("example") {
+        example_report();
     }
 }
