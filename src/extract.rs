@@ -13,7 +13,8 @@
 //! header), or a key with bytes outside visible ASCII. Keys longer than the maximum length are rejected (401 `invalid_token`) before any hashing or store call.
 //! `Authorization` values with other schemes (`Basic …`) are ignored.
 
-use http::header::{AUTHORIZATION, HeaderMap, HeaderName};
+use http::HeaderValue;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName};
 use subtle::ConstantTimeEq;
 
 use crate::error::ConfigError;
@@ -166,26 +167,36 @@ impl Extractor {
         None
     }
 
-    /// Finds the credential. `Ok(None)`: no enabled source is present.
-    pub(crate) fn extract<'a>(&self, headers: &'a HeaderMap) -> Result<Option<Credential<'a>>, RejectReason> {
-        // The common case first: exactly one `Authorization` header, with the `Bearer` scheme. Same result as the
-        // general path (a property test checks it), without its bookkeeping.
-        let mut values = headers.get_all(AUTHORIZATION).iter();
-        if let (Some(only), None) = (values.next(), values.next())
+    /// Finds the credential in what [`scan`] found (no header repeated). `Ok(None)`: no enabled source is present.
+    pub(crate) fn extract_scanned<'a>(&self, found: &Scanned<'a>) -> Result<Option<Credential<'a>>, RejectReason> {
+        // The common case first: an `Authorization` header with the `Bearer` scheme. Same result as the general
+        // path (a property test checks it), without its bookkeeping.
+        if let Some(only) = found.authorization
             && let Some(rest) = self.strip_bearer(only.as_bytes())
         {
             return self.finish(Slot { value: Some(trim(rest)), ambiguous: false }, CredentialSource::Bearer);
         }
-        self.extract_general(headers)
+        self.extract_values(found.authorization, found.api_key, found.x_api_key)
+    }
+
+    /// Finds the credential by looking each source up in the map: for requests where [`scan`] saw a credential
+    /// header more than once. `Ok(None)`: no enabled source is present.
+    pub(crate) fn extract_general<'a>(&self, headers: &'a HeaderMap) -> Result<Option<Credential<'a>>, RejectReason> {
+        self.extract_values(headers.get_all(AUTHORIZATION), headers.get_all(&API_KEY), headers.get_all(&X_API_KEY))
     }
 
     /// Every source in priority order, duplicates merged.
-    fn extract_general<'a>(&self, headers: &'a HeaderMap) -> Result<Option<Credential<'a>>, RejectReason> {
+    fn extract_values<'a, I: IntoIterator<Item = &'a HeaderValue>>(
+        &self,
+        authorization: I,
+        api_key: I,
+        x_api_key: I,
+    ) -> Result<Option<Credential<'a>>, RejectReason> {
         if self.bearer || !self.schemes.is_empty() {
             let mut bearer = Slot::default();
             let mut scheme = Slot::default();
             let mut blank = false;
-            for value in headers.get_all(AUTHORIZATION) {
+            for value in authorization {
                 match self.scheme_of(value.as_bytes()) {
                     Some((CredentialSource::Bearer, v)) => bearer.offer(v),
                     Some((_, v)) => scheme.offer(v),
@@ -203,15 +214,15 @@ impl Extractor {
                 return Ok(Some(c));
             }
         }
-        for (on, name, source) in [
-            (self.api_key, &API_KEY, CredentialSource::ApiKeyHeader),
-            (self.x_api_key, &X_API_KEY, CredentialSource::XApiKeyHeader),
+        for (on, values, source) in [
+            (self.api_key, api_key, CredentialSource::ApiKeyHeader),
+            (self.x_api_key, x_api_key, CredentialSource::XApiKeyHeader),
         ] {
             if !on {
                 continue;
             }
             let mut slot = Slot::default();
-            for value in headers.get_all(name) {
+            for value in values {
                 slot.offer(trim(value.as_bytes()));
             }
             if let Some(c) = self.finish(slot, source)? {
@@ -239,6 +250,47 @@ impl Extractor {
     }
 }
 
+/// What one pass over the request headers found: the first value of each credential header and of `content-type`,
+/// and whether a credential header came more than once.
+#[derive(Default)]
+pub(crate) struct Scanned<'a> {
+    authorization: Option<&'a HeaderValue>,
+    api_key: Option<&'a HeaderValue>,
+    x_api_key: Option<&'a HeaderValue>,
+    /// The first `content-type` value (for the gRPC form of a rejection).
+    pub(crate) content_type: Option<&'a HeaderValue>,
+    /// A credential header came twice: [`Extractor::extract_general`] merges the duplicates.
+    pub(crate) repeated: bool,
+}
+
+/// One pass over the headers: marks every credential header value sensitive (HPACK never-index, redacted `Debug`)
+/// and notes where the credential headers and `content-type` are, in place of a hashed lookup per name. No
+/// allocation.
+pub(crate) fn scan(headers: &mut HeaderMap) -> Scanned<'_> {
+    let mut found = Scanned::default();
+    for (name, value) in headers.iter_mut() {
+        let slot = if *name == AUTHORIZATION {
+            &mut found.authorization
+        } else if *name == API_KEY {
+            &mut found.api_key
+        } else if *name == X_API_KEY {
+            &mut found.x_api_key
+        } else {
+            if *name == CONTENT_TYPE && found.content_type.is_none() {
+                found.content_type = Some(value);
+            }
+            continue;
+        };
+        value.set_sensitive(true);
+        if slot.is_some() {
+            found.repeated = true;
+        } else {
+            *slot = Some(value);
+        }
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,12 +299,22 @@ mod tests {
     type Want = Result<Option<(CredentialSource, &'static str)>, RejectReason>;
     type Row = (&'static str, Vec<(&'static str, &'static [u8])>, Want);
 
+    /// What the layer does: one scan, the general path when a credential header repeats. Checks on the way that
+    /// every credential header came out sensitive.
+    fn extract<'a>(ex: &Extractor, map: &'a mut HeaderMap) -> Result<Option<Credential<'a>>, RejectReason> {
+        let repeated = scan(map).repeated;
+        for name in [&AUTHORIZATION, &API_KEY, &X_API_KEY] {
+            assert!(map.get_all(name).iter().all(HeaderValue::is_sensitive), "{name} not marked sensitive");
+        }
+        if repeated { ex.extract_general(map) } else { ex.extract_scanned(&scan(map)) }
+    }
+
     fn run(ex: &Extractor, headers: &[(&str, &[u8])]) -> Result<Option<(CredentialSource, String)>, RejectReason> {
         let mut map = HeaderMap::new();
         for (name, value) in headers {
             map.append(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_bytes(value).unwrap());
         }
-        ex.extract(&map).map(|o| o.map(|c| (c.source, String::from_utf8_lossy(c.value).into_owned())))
+        extract(ex, &mut map).map(|o| o.map(|c| (c.source, String::from_utf8_lossy(c.value).into_owned())))
     }
 
     fn with_scheme() -> Extractor {
@@ -402,8 +464,8 @@ mod tests {
                 map.insert(&API_KEY, HeaderValue::from_str(&k).unwrap());
             }
             let ex = Extractor { bearer, ..if schemes { with_scheme() } else { Extractor::default() } };
-            let fast = ex.extract(&map).map(|o| o.map(|c| (c.source, c.value.to_vec())));
             let general = ex.extract_general(&map).map(|o| o.map(|c| (c.source, c.value.to_vec())));
+            let fast = extract(&ex, &mut map).map(|o| o.map(|c| (c.source, c.value.to_vec())));
             proptest::prop_assert_eq!(fast, general);
         }
     }

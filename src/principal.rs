@@ -86,7 +86,9 @@ impl Principal {
     }
 
     pub(crate) fn new(record: Arc<KeyRecord>, source: CredentialSource, challenges: &Arc<Challenges>) -> Self {
-        Self { record, source: Some(source), challenges: Some(challenges.clone()) }
+        // Scope guards fall back to the default realm's challenges: sharing them would cost two atomic counts a
+        // request for nothing.
+        Self { record, source: Some(source), challenges: (!challenges.is_default).then(|| challenges.clone()) }
     }
 
     pub(crate) fn challenges(&self) -> Option<&Arc<Challenges>> {

@@ -262,6 +262,8 @@ impl ErrorCode {
 #[derive(Debug, Clone)]
 pub(crate) struct Challenges {
     pub(crate) realm: Arc<str>,
+    /// The realm is the default one (what a principal without challenges falls back to).
+    pub(crate) is_default: bool,
     missing: HeaderValue,
     invalid_request: HeaderValue,
     invalid_token: HeaderValue,
@@ -278,6 +280,7 @@ impl Challenges {
         };
         Ok(Self {
             realm: realm.into(),
+            is_default: realm == crate::layer::DEFAULT_REALM,
             missing: make("")?,
             invalid_request: make(", error=\"invalid_request\"")?,
             invalid_token: make(", error=\"invalid_token\"")?,

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap};
-use http::{Method, Request, Response};
+use http::{HeaderValue, Method, Request, Response};
 use tower_service::Service;
 use tracing::Instrument;
 
-use crate::extract::{API_KEY, CredentialSource, X_API_KEY};
+use crate::extract::{API_KEY, Credential, CredentialSource, X_API_KEY, scan};
 use crate::format::{Classified, KeyId, KeyKind};
 use crate::future::ResponseFuture;
 use crate::layer::Config;
@@ -112,9 +112,11 @@ impl Pending {
             Wanted::Digest => Lookup::Digest(&self.digest),
         }
     }
+}
 
+impl Wanted {
     fn key_id(&self) -> Option<&KeyId> {
-        match &self.wanted {
+        match self {
             Wanted::Id { id, .. } => Some(id),
             Wanted::Digest => None,
         }
@@ -133,10 +135,15 @@ pub(crate) enum Step {
 /// `application/grpc-web-text+proto` (as tonic-web answers), by the request's `content-type` (with an optional
 /// `+codec` or `;parameters`). Static values: the client's bytes are never echoed.
 pub(crate) fn grpc_content_type(headers: &HeaderMap) -> Option<GrpcKind> {
+    grpc_kind(headers.get(CONTENT_TYPE))
+}
+
+/// [`grpc_content_type`] from the `content-type` value.
+fn grpc_kind(content_type: Option<&HeaderValue>) -> Option<GrpcKind> {
     fn ends(rest: &[u8]) -> bool {
         matches!(rest, [] | [b'+' | b';', ..])
     }
-    let rest = headers.get(CONTENT_TYPE)?.as_bytes().strip_prefix(b"application/grpc")?;
+    let rest = content_type?.as_bytes().strip_prefix(b"application/grpc")?;
     if ends(rest) {
         return Some(GrpcKind::Grpc);
     }
@@ -147,20 +154,16 @@ pub(crate) fn grpc_content_type(headers: &HeaderMap) -> Option<GrpcKind> {
     web.strip_prefix(b"-text").filter(|text| ends(text)).map(|_| GrpcKind::WebText)
 }
 
-/// Marks every credential header value sensitive (HPACK never-index, redacted `Debug`). One pass over the headers,
-/// no allocation (`HeaderMap::entry` may grow the map).
-fn mark_sensitive(headers: &mut HeaderMap) {
-    for (name, value) in headers.iter_mut() {
-        if name == AUTHORIZATION || name == API_KEY || name == X_API_KEY {
-            value.set_sensitive(true);
-        }
-    }
-}
-
 impl Config {
-    pub(crate) fn reject(&self, headers: &HeaderMap, reason: RejectReason, key_id: Option<&KeyId>) -> Rejection {
+    /// A rejection, answered in the gRPC form when the request's `content_type` is gRPC.
+    pub(crate) fn reject(
+        &self,
+        content_type: Option<&HeaderValue>,
+        reason: RejectReason,
+        key_id: Option<&KeyId>,
+    ) -> Rejection {
         self.record_rejection(reason, key_id);
-        Rejection::new(reason).with_context(grpc_content_type(headers), &self.challenges)
+        Rejection::new(reason).with_context(grpc_kind(content_type), &self.challenges)
     }
 
     fn record_rejection(&self, reason: RejectReason, key_id: Option<&KeyId>) {
@@ -191,18 +194,32 @@ impl Config {
         if let Some(policy) = &self.https
             && !policy.is_secure(req)
         {
-            return Step::Reject(self.reject(req.headers(), RejectReason::InsecureTransport, None));
+            return Step::Reject(self.reject(req.headers().get(CONTENT_TYPE), RejectReason::InsecureTransport, None));
         }
-        mark_sensitive(req.headers_mut());
-        let headers = req.headers();
+        // One pass over the headers marks the credential headers sensitive and finds them; only a request that
+        // repeats one goes through the map's lookups to merge the duplicates.
+        let found = scan(req.headers_mut());
+        if found.repeated {
+            let headers = req.headers();
+            return self.decide(headers.get(CONTENT_TYPE), self.extractor.extract_general(headers));
+        }
+        self.decide(found.content_type, self.extractor.extract_scanned(&found))
+    }
 
-        let credential = match self.extractor.extract(headers) {
+    /// The rest of [`Config::begin`], once the credential is out of the headers.
+    fn decide(
+        &self,
+        content_type: Option<&HeaderValue>,
+        extracted: Result<Option<Credential<'_>>, RejectReason>,
+    ) -> Step {
+        let credential = match extracted {
             Ok(Some(c)) => c,
             Ok(None) if self.optional => return Step::Pass,
-            Ok(None) => return Step::Reject(self.reject(headers, RejectReason::NoCredential, None)),
-            Err(reason) => return Step::Reject(self.reject(headers, reason, None)),
+            Ok(None) => return Step::Reject(self.reject(content_type, RejectReason::NoCredential, None)),
+            Err(reason) => return Step::Reject(self.reject(content_type, reason, None)),
         };
-        if credential.source == CredentialSource::XApiKeyHeader {
+        let source = credential.source;
+        if source == CredentialSource::XApiKeyHeader {
             tracing::warn!(
                 "API key sent in the deprecated X-API-Key header (RFC 6648); clients should send \
                  `Authorization: Bearer <key>` or `API-Key: <key>`"
@@ -210,50 +227,59 @@ impl Config {
             #[cfg(feature = "metrics")]
             metrics::counter!("tower_api_key_deprecated_header_total", "header" => "x-api-key").increment(1);
         }
-        let pending = match self.format.classify(credential.value) {
-            Classified::Ours(parsed) => Pending {
-                wanted: Wanted::Id { id: *parsed.id(), kind: parsed.kind() },
-                digest: parsed.secret_digest(),
-                source: credential.source,
-            },
-            Classified::Malformed => return Step::Reject(self.reject(headers, RejectReason::Malformed, None)),
-            Classified::Foreign if self.pass_foreign_bearer && credential.source == CredentialSource::Bearer => {
-                return Step::Pass;
+        match self.format.classify(credential.value) {
+            Classified::Ours(parsed) => {
+                let wanted = Wanted::Id { id: *parsed.id(), kind: parsed.kind() };
+                match self.store.lookup_now(Lookup::Id(parsed.id())) {
+                    // Looked up by the public id first (DESIGN.md, request flow 3 then 4): the secret is hashed
+                    // only when there is a record to check it against. An unknown id costs no SHA-256; the id is
+                    // public, and how long verifying takes still says nothing about the secret.
+                    Some(result) => self.verify(content_type, wanted, source, result, || parsed.secret_digest()),
+                    None => Step::Lookup(Pending { wanted, digest: parsed.secret_digest(), source }),
+                }
             }
+            Classified::Malformed => Step::Reject(self.reject(content_type, RejectReason::Malformed, None)),
+            Classified::Foreign if self.pass_foreign_bearer && source == CredentialSource::Bearer => Step::Pass,
             Classified::Foreign if self.accept_opaque => {
-                Pending { wanted: Wanted::Digest, digest: KeyDigest::of(credential.value), source: credential.source }
+                let digest = KeyDigest::of(credential.value);
+                match self.store.lookup_now(Lookup::Digest(&digest)) {
+                    Some(result) => self.verify(content_type, Wanted::Digest, source, result, || digest),
+                    None => Step::Lookup(Pending { wanted: Wanted::Digest, digest, source }),
+                }
             }
-            Classified::Foreign => {
-                return Step::Reject(self.reject(headers, RejectReason::OpaqueNotAccepted, None));
-            }
-        };
-        match self.store.lookup_now(pending.lookup()) {
-            Some(result) => self.verify(headers, &pending, result),
-            None => Step::Lookup(pending),
+            Classified::Foreign => Step::Reject(self.reject(content_type, RejectReason::OpaqueNotAccepted, None)),
         }
     }
 
-    /// Verifies a lookup result: digest in constant time, then kind and status, then rate limit.
-    pub(crate) fn verify(&self, headers: &HeaderMap, pending: &Pending, result: LookupResult) -> Step {
+    /// Verifies a lookup result: the presented secret's digest (computed only now, when there is a record) in
+    /// constant time, then kind and status, then rate limit.
+    pub(crate) fn verify(
+        &self,
+        content_type: Option<&HeaderValue>,
+        wanted: Wanted,
+        source: CredentialSource,
+        result: LookupResult,
+        digest: impl FnOnce() -> KeyDigest,
+    ) -> Step {
         let record = match result {
             Ok(Some(record)) => record,
-            Ok(None) => return Step::Reject(self.reject(headers, RejectReason::Unknown, pending.key_id())),
+            Ok(None) => return Step::Reject(self.reject(content_type, RejectReason::Unknown, wanted.key_id())),
             Err(error) => {
                 let reason = match error {
                     StoreError::Timeout(_) => RejectReason::StoreTimeout,
                     _ => RejectReason::StoreFailed,
                 };
                 tracing::error!(error = &error as &dyn std::error::Error, "API key store failed; failing closed");
-                return Step::Reject(self.reject(headers, reason, pending.key_id()));
+                return Step::Reject(self.reject(content_type, reason, wanted.key_id()));
             }
         };
-        let digest_ok = bool::from(record.digest.ct_eq(&pending.digest));
-        let shape_ok = match pending.wanted {
+        let digest_ok = bool::from(record.digest.ct_eq(&digest()));
+        let shape_ok = match wanted {
             Wanted::Id { id, kind } => record.is_formatted() && record.kind == kind && record.id == id,
             Wanted::Digest => !record.is_formatted(),
         };
         if !(digest_ok && shape_ok) {
-            return Step::Reject(self.reject(headers, RejectReason::Mismatch, pending.key_id()));
+            return Step::Reject(self.reject(content_type, RejectReason::Mismatch, wanted.key_id()));
         }
         let failed = if record.revoked_at.is_some() {
             Some(RejectReason::Revoked)
@@ -265,15 +291,17 @@ impl Config {
             None
         };
         if let Some(reason) = failed {
-            return Step::Reject(self.reject(headers, reason, Some(&record.id)));
+            return Step::Reject(self.reject(content_type, reason, Some(&record.id)));
         }
         #[cfg(feature = "rate-limit")]
         if let Some(limiter) = &self.rate_limiter
             && let Err(info) = limiter.check(&record.id, record.rate_limit)
         {
-            return Step::Reject(self.reject(headers, RejectReason::RateLimited, Some(&record.id)).with_rate(info));
+            return Step::Reject(
+                self.reject(content_type, RejectReason::RateLimited, Some(&record.id)).with_rate(info),
+            );
         }
-        tracing::debug!(key_id = %record.id, kind = record.kind.as_str(), source = pending.source.as_str(), "api key accepted");
+        tracing::debug!(key_id = %record.id, kind = record.kind.as_str(), source = source.as_str(), "api key accepted");
         if let Some(sink) = &self.events {
             sink.on_event(&crate::AuthEvent::Verified { key_id: &record.id, kind: record.kind });
         }
@@ -282,7 +310,7 @@ impl Config {
         }
         #[cfg(feature = "metrics")]
         metrics::counter!("tower_api_key_requests_total", "outcome" => "accepted", "reason" => "ok").increment(1);
-        Step::Accept(Principal::new(record, pending.source, &self.challenges))
+        Step::Accept(Principal::new(record, source, &self.challenges))
     }
 
     pub(crate) fn strip(&self, headers: &mut HeaderMap) {
@@ -348,7 +376,10 @@ where
                 let lookup_span = span.clone();
                 ResponseFuture::boxed(async move {
                     let result = lookup_with_timeout(&config, &pending).instrument(lookup_span.clone()).await;
-                    let step = lookup_span.in_scope(|| config.verify(req.headers(), &pending, result));
+                    let content_type = req.headers().get(CONTENT_TYPE);
+                    let step = lookup_span.in_scope(|| {
+                        config.verify(content_type, pending.wanted, pending.source, result, || pending.digest)
+                    });
                     record_step(&lookup_span, &step);
                     match step {
                         Step::Accept(principal) => {
@@ -360,7 +391,7 @@ where
                         // `verify` only accepts or rejects; anything else fails closed.
                         Step::Pass | Step::Lookup(_) => {
                             let rejection =
-                                lookup_span.in_scope(|| config.reject(req.headers(), RejectReason::StoreFailed, None));
+                                lookup_span.in_scope(|| config.reject(content_type, RejectReason::StoreFailed, None));
                             Ok(on_rejection.on_rejection(&rejection))
                         }
                     }
