@@ -367,7 +367,9 @@ impl Rejection {
 
     pub(crate) fn with_context(mut self, grpc: Option<GrpcKind>, challenges: &Arc<Challenges>) -> Self {
         self.grpc = grpc;
-        self.challenges = Some(challenges.clone());
+        // The default realm's challenges are static values (`default_challenges`): no `Arc` count to take and
+        // release, and no shared header bytes to count, on every rejection.
+        self.challenges = (!challenges.is_default).then(|| challenges.clone());
         self
     }
 
@@ -675,5 +677,51 @@ impl RejectionBody for tonic::body::Body {
     }
     fn empty() -> Self {
         Self::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A layer with the default realm leaves a rejection's challenges unset (no `Arc` per rejection); its response
+    /// must be the one the default realm's precomputed challenges give, for every reason.
+    #[test]
+    fn default_realm_without_challenges_answers_the_same() {
+        use RejectReason::*;
+        let default = Arc::new(Challenges::new(crate::layer::DEFAULT_REALM).unwrap());
+        assert!(default.is_default);
+        let custom = Arc::new(Challenges::new("billing").unwrap());
+        assert!(!custom.is_default);
+        for reason in [
+            NoCredential,
+            BadHeaderBytes,
+            EmptyCredential,
+            Ambiguous,
+            TooLong,
+            Malformed,
+            OpaqueNotAccepted,
+            Unknown,
+            Mismatch,
+            Revoked,
+            Disabled,
+            Expired,
+            RotatedOut,
+            StoreFailed,
+            StoreTimeout,
+            InsecureTransport,
+        ] {
+            let lean = Rejection::new(reason).with_context(None, &default);
+            assert!(lean.challenges.is_none(), "{reason}");
+            let full = Rejection { challenges: Some(default.clone()), ..Rejection::new(reason) };
+            let (lean, full): (Response<Bytes>, Response<Bytes>) = (lean.into_response(), full.into_response());
+            assert_eq!(lean.status(), full.status(), "{reason}");
+            assert_eq!(lean.headers(), full.headers(), "{reason}");
+            assert_eq!(lean.body(), full.body(), "{reason}");
+            let billing: Response<Bytes> = Rejection::new(reason).with_context(None, &custom).into_response();
+            if let Some(challenge) = billing.headers().get(WWW_AUTHENTICATE) {
+                assert!(challenge.to_str().unwrap().contains("realm=\"billing\""), "{reason}");
+            }
+        }
     }
 }
