@@ -34,7 +34,9 @@ echo "requests/s: $rps (server on CPU 0, wrk on CPU 1, ${DURATION}s)"
 perf report -i "$data" --no-children --sort dso 2>/dev/null | grep -v '^#' | grep '%' | head -4
 share=$(perf report -i "$data" --no-children --sort symbol 2>/dev/null | grep -v '^#' |
     grep -E 'tower_api_key|sha2::|crc32fast' | awk '{s += $1} END {printf "%.2f", s}')
-echo "this crate's functions (with sha2, crc32fast): ${share}% of server samples"
+echo "this crate's functions (with sha2, crc32fast): ${share}% of server samples; the largest:"
+perf report -i "$data" --no-children --sort symbol 2>/dev/null | grep -v '^#' |
+    grep -E 'tower_api_key|sha2::|crc32fast' | head -8 | cut -c1-140
 awk -v s="$share" -v r="$rps" 'BEGIN {
     if (r > 0) printf "= about %.0f ns per request at saturation (share x 1 s / requests)\n", s / 100 * 1e9 / r
 }'
