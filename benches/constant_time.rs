@@ -312,8 +312,9 @@ fn main() {
     println!("dudect-style Welch t-test; class A vs class B drawn at random per measurement");
 
     let format = KeyFormat::new();
-    let generated = format.generate(KeyKind::User);
-    let key: Vec<u8> = generated.key.expose_secret().as_bytes().to_vec();
+    let issued = format.issue(tower_api_key::NewKey::user("alice"), std::time::SystemTime::now());
+    let generated = &issued.record;
+    let key: Vec<u8> = issued.key.expose_secret().as_bytes().to_vec();
     let real_digest = *generated.digest.as_bytes();
     let base = base_headers();
     let mut auth = b"Bearer ".to_vec();

@@ -46,9 +46,7 @@ use http::header::{ACCEPT, AUTHORIZATION, HOST, USER_AGENT};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body_util::Full;
 use tower::{Layer, Service};
-use tower_api_key::{
-    ApiKeyLayer, KeyDigest, KeyFormat, KeyKind, KeyManager, KeyStore, Lookup, MemoryStore, NewKey, Rejection,
-};
+use tower_api_key::{ApiKeyLayer, KeyDigest, KeyFormat, KeyStore, Lookup, MemoryStore, NewKey, Rejection};
 
 /// The example server's router, for the `example` part (where its `/whoami` time goes, in process).
 #[path = "../examples/server.rs"]
@@ -263,9 +261,9 @@ impl Fixture {
         for i in 1..n {
             store.add(NewKey::user(format!("user{i}"))).unwrap();
         }
-        store.add_opaque(OPAQUE_KEY, NewKey::system("legacy-billing")).unwrap();
+        store.import(OPAQUE_KEY, NewKey::system("legacy-billing")).unwrap();
         let revoked = store.add(NewKey::user("mallory")).unwrap();
-        block_on(store.revoke(&revoked.record.id)).unwrap();
+        block_on(store.revoke(&revoked.record.id, std::time::SystemTime::now())).unwrap();
 
         let key = valid.key.expose_secret();
         assert_eq!(key.len(), 52, "crate-format key is 52 bytes");
@@ -275,7 +273,7 @@ impl Fixture {
         let last = bad.len() - 1;
         bad[last] = if bad[last] == b'A' { b'B' } else { b'A' };
         let malformed = String::from_utf8(bad).unwrap();
-        let unknown = KeyFormat::new().generate(KeyKind::User).key;
+        let unknown = KeyFormat::new().issue(NewKey::user("nobody"), std::time::SystemTime::now()).key;
 
         let mut users = HashMap::new();
         users
@@ -794,7 +792,7 @@ fn mem_child(kind: &str, n: usize) {
     for i in 0..n {
         match kind {
             "ours" => drop(store.add(NewKey::user(format!("user{i}"))).unwrap()),
-            _ => drop(store.add_opaque(&format!("legacy-{i:034}"), NewKey::user(format!("user{i}"))).unwrap()),
+            _ => drop(store.import(&format!("legacy-{i:034}"), NewKey::user(format!("user{i}"))).unwrap()),
         }
     }
     let after = rss_bytes();
@@ -1015,7 +1013,7 @@ fn serve(addr: &str, mode: &str) {
         store.add(NewKey::user(format!("user{i}"))).unwrap();
     }
     if let Ok(key) = std::env::var("DEMO_USER_KEY") {
-        store.add_opaque(&key, NewKey::user("demo-user-opaque")).unwrap();
+        store.import(&key, NewKey::user("demo-user-opaque")).unwrap();
     }
     let mut app = axum::Router::new().route("/whoami", axum::routing::get(|| async { "ok" }));
     match mode {
@@ -1042,7 +1040,7 @@ fn example_report() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let store = MemoryStore::new();
-        store.add_opaque(KEY, NewKey::user("demo-user")).unwrap();
+        store.import(KEY, NewKey::user("demo-user")).unwrap();
         let usage = tower_api_key::UsageTracker::spawn(store.clone(), Duration::from_secs(3600));
         let example = server::app(store.clone(), tower_api_key::SystemClock, usage).unwrap();
         let bare = axum::Router::new()

@@ -12,7 +12,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
-use tower_api_key::{ApiKey, KeyFormat, KeyKind, KeyRecord};
+use tower_api_key::{ApiKey, KeyFormat, KeyKind, KeyRecord, NewKey};
 
 const USAGE: &str = "usage: keygen --owner NAME [--kind user|system] [--name TEXT] [--scopes a,b] \
                      [--prefix PREFIX] [--expires-in-days N] [--json]";
@@ -64,15 +64,15 @@ pub fn generate(args: Vec<String>) -> Result<Option<(ApiKey, String)>, String> {
         }
         .map_err(|e| e.to_string())?;
     }
-    let generated = format.generate(kind);
+    let mut spec = NewKey::new(kind, owner).name(name).scopes(&scopes).map_err(|e| e.to_string())?;
+    if let Some(d) = days {
+        let ttl = d.checked_mul(86_400).ok_or("--expires-in-days: too many days")?;
+        spec = spec.expires_in(Duration::from_secs(ttl));
+    }
     let now = SystemTime::now();
-    let record = KeyRecord::new(generated.id, generated.digest, kind, owner)
-        .with_name(name)
-        .with_prefix(format.prefix(kind))
-        .with_created_at(now)
-        .with_expires_at(days.map(|d| now + Duration::from_secs(d * 86_400)))
-        .with_scopes(&scopes)
-        .map_err(|e| e.to_string())?;
+    spec.validate(now).map_err(|e| e.to_string())?;
+    let issued = format.issue(spec, now);
+    let record = issued.record;
 
     #[derive(serde::Serialize)]
     struct KeyFile<'a> {
@@ -83,5 +83,5 @@ pub fn generate(args: Vec<String>) -> Result<Option<(ApiKey, String)>, String> {
     } else {
         toml::to_string(&KeyFile { keys: [&record] }).map_err(|e| e.to_string())?
     };
-    Ok(Some((generated.key, text)))
+    Ok(Some((issued.key, text)))
 }

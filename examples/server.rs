@@ -4,7 +4,8 @@
 //! * registers `DEMO_USER_KEY` (user `demo-user`) and `DEMO_SERVICE_KEY` (service `demo-service`, scope
 //!   `keys:admin`) when set; otherwise mints one of each and prints them once;
 //! * accepts `Authorization: Bearer`, `Authorization: Api-Key`, `API-Key` and (deprecated) `X-API-Key`, answering
-//!   the latter with a `Deprecation` header;
+//!   the latter with `Deprecation` and `Link` headers (`ApiKeyLayer::deprecate_x_api_key`);
+//! * logs to stderr; standard output carries only the demo keys it mints;
 //! * `GET /health` needs no key; `GET /whoami` describes the principal; `/admin/keys…` is the key-management API
 //!   (scope `keys:admin`).
 
@@ -12,18 +13,21 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use axum::extract::Request;
-use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use tower_api_key::{
-    ApiKeyLayer, Clock, ConfigError, CredentialSource, KeyId, MemoryStore, Principal, SystemClock, UsageTracker, admin,
+    ApiKeyLayer, Clock, ConfigError, KeyId, KeyManager, MemoryStore, Principal, SystemClock, UsageTracker, admin,
 };
+
+/// Since when `X-API-Key` is deprecated (2025-01-01), and where clients read what to do instead.
+const X_API_KEY_DEPRECATED_SINCE: Duration = Duration::from_secs(1_735_689_600);
+const DEPRECATION_LINK: &str = "https://docs.rs/tower-api-key/latest/tower_api_key/extract/";
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -47,12 +51,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// The demo application: `/health`, and behind the key layer `/whoami` and `/admin`.
-pub fn app(store: MemoryStore, clock: impl Clock, usage: UsageTracker) -> Result<Router, ConfigError> {
-    let auth =
-        ApiKeyLayer::new(store.clone()).realm("tower-api-key demo")?.scheme("Api-Key")?.clock(clock).usage(usage);
+pub fn app(store: MemoryStore, clock: impl Clock + Clone, usage: UsageTracker) -> Result<Router, ConfigError> {
+    let auth = ApiKeyLayer::new(store.clone())
+        .realm("tower-api-key demo")?
+        .scheme("Api-Key")?
+        .deprecate_x_api_key(UNIX_EPOCH + X_API_KEY_DEPRECATED_SINCE, Some(DEPRECATION_LINK))?
+        .clock(clock.clone())
+        .usage(usage);
+    let keys = KeyManager::new(store).clock(clock);
     let protected = Router::new()
         .route("/whoami", get(whoami))
-        .nest("/admin", admin::router(store))
+        .nest("/admin", admin::router(keys))
         .layer(middleware::from_fn(remember_key_id))
         .layer(auth);
     Ok(Router::new().route("/health", get(|| async { "ok" })).merge(protected).layer(middleware::from_fn(log)))
@@ -69,25 +78,12 @@ async fn whoami(principal: Principal) -> Json<Value> {
     }))
 }
 
-/// Inside the key layer: copies the key id into the response so the outer logger can print it, and tells clients
-/// that still send the deprecated `X-API-Key` header to move on, with a `Deprecation` response header (RFC 9745:
-/// deprecated since 2025-01-01) and a `Link` to what to do instead.
+/// Inside the key layer: copies the key id into the response so the outer logger can print it.
 async fn remember_key_id(req: Request, next: Next) -> Response {
-    let principal = req.extensions().get::<Principal>();
-    let key_id = principal.map(|p| *p.key_id());
-    let deprecated = principal.and_then(Principal::source) == Some(CredentialSource::XApiKeyHeader);
+    let key_id = req.extensions().get::<Principal>().map(|p| *p.key_id());
     let mut res = next.run(req).await;
     if let Some(id) = key_id {
         res.extensions_mut().insert(id);
-    }
-    if deprecated {
-        res.headers_mut().insert("deprecation", HeaderValue::from_static("@1735689600"));
-        res.headers_mut().insert(
-            "link",
-            HeaderValue::from_static(
-                "<https://docs.rs/tower-api-key/latest/tower_api_key/extract/>; rel=\"deprecation\"",
-            ),
-        );
     }
     res
 }

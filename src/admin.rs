@@ -1,66 +1,87 @@
-//! A key-management HTTP API (feature `admin`): an axum [`Router`] over any [`KeyManager`].
+//! A key-management HTTP API (feature `admin`): an axum [`Router`] over a [`KeyManager`], and so over any store.
 //!
 //! Every route requires the scope `keys:admin` ([`ADMIN_SCOPE`]). Mount it behind [`crate::ApiKeyLayer`]; without
 //! a principal it answers 401, without the scope 403 `insufficient_scope`.
 //!
 //! | method and path | body | answer |
 //! |---|---|---|
-//! | `POST /keys` | `{"name", "kind": "user"\|"system", "owner", "scopes": [...], "expires_in_seconds"?}` | 201, the record and, in `key`, the full key (shown this once) |
+//! | `POST /keys` | `{"name", "kind": "user"\|"system", "owner", "scopes"?: [...], "expires_in_seconds"?, "rate_limit"?: {"requests", "period_seconds"}, "metadata"?: {...}}` | 201, the record and, in `key`, the full key (shown this once) |
 //! | `GET /keys?owner=&kind=&status=&after=&limit=` | | 200 `{"items": [...], "next"}` (never a key) |
 //! | `GET /keys/{id}` | | 200, one record |
 //! | `POST /keys/{id}/revoke` | | 200, the record; the key fails from the next request |
 //! | `POST /keys/{id}/rotate` | `{"grace_seconds": N}` | 201, the new record and key; the old key works for N more seconds |
 //!
-//! `{id}` is the key's public id (the middle part of the key). Bad JSON and unknown fields get 400, unknown ids 404,
-//! with an RFC 9457 problem-details body.
+//! `{id}` is the key's public id (the middle part of the key). Every answer other than 2xx is an RFC 9457
+//! problem-details body:
+//!
+//! | input | answer |
+//! |---|---|
+//! | a body that is not a JSON object (an array, a string), bad JSON, a wrong type, an unknown field | 400 |
+//! | a number that overflows time (`expires_in_seconds`, `grace_seconds` past year 9999), a zero rate limit | 400 |
+//! | a string or list over its bound ([`crate::MAX_NAME_LEN`], [`crate::MAX_OWNER_LEN`], [`crate::MAX_SCOPES`], …) | 400 |
+//! | a body over [`MAX_BODY_BYTES`] | 413 |
+//! | a body without `content-type: application/json` | 415 |
+//! | an unknown id | 404 |
+//! | rotating a revoked or already rotated key | 409 |
+//! | the store failing | 503, no detail |
+//!
+//! Every check happens before the store is called, and each change is one atomic store step, so a refused request
+//! changes nothing.
 //!
 //! ```
 //! use axum::Router;
-//! use tower_api_key::{admin, ApiKeyLayer, MemoryStore};
+//! use tower_api_key::{admin, ApiKeyLayer, KeyManager, MemoryStore};
 //!
 //! let store = MemoryStore::new();
 //! let app: Router = Router::new()
-//!     .nest("/admin", admin::router(store.clone()))
+//!     .nest("/admin", admin::router(KeyManager::new(store.clone())))
 //!     .layer(ApiKeyLayer::new(store));
 //! ```
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::format::{KeyId, KeyKind};
-use crate::manage::{IssuedKey, KeyInfo, KeyManager, ListQuery, NewKey};
-use crate::record::{KeyStatus, Scopes};
+use crate::key::{IssuedKey, KeyId, KeyInfo, KeyKind, KeyStatus, NewKey, RateLimit};
+use crate::manage::KeyManager;
 use crate::scope::RequireScopesLayer;
-use crate::store::StoreError;
+use crate::store::{ListQuery, StoreError};
 
 /// The scope every admin route requires.
 pub const ADMIN_SCOPE: &str = "keys:admin";
 
-/// The admin router over `store`. See the [module docs](self).
+/// The largest request body the admin API reads (64 KiB); larger ones answer 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The admin router over `keys`. See the [module docs](self).
 ///
 /// # Panics
 /// Never: the admin scope is a valid constant.
 ///
 /// ```
-/// let router: axum::Router = tower_api_key::admin::router(tower_api_key::MemoryStore::new());
+/// use tower_api_key::{admin, KeyManager, MemoryStore};
+/// let router: axum::Router = admin::router(KeyManager::new(MemoryStore::new()));
 /// ```
-pub fn router<M: KeyManager + Clone>(store: M) -> Router {
+pub fn router(keys: KeyManager) -> Router {
     #[allow(clippy::expect_used)]
     let guard = RequireScopesLayer::all([ADMIN_SCOPE]).expect("the admin scope is valid");
     Router::new()
-        .route("/keys", post(create::<M>).get(list::<M>))
-        .route("/keys/{id}", get(show::<M>))
-        .route("/keys/{id}/revoke", post(revoke::<M>))
-        .route("/keys/{id}/rotate", post(rotate::<M>))
+        .route("/keys", post(create).get(list))
+        .route("/keys/{id}", get(show))
+        .route("/keys/{id}/revoke", post(revoke))
+        .route("/keys/{id}/rotate", post(rotate))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(guard)
-        .with_state(store)
+        .with_state(keys)
 }
 
 /// An admin API error, answered as problem details.
@@ -74,6 +95,10 @@ impl Problem {
     fn new(status: StatusCode, detail: impl Into<String>) -> Self {
         Self { status, detail: detail.into() }
     }
+
+    fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, detail)
+    }
 }
 
 impl IntoResponse for Problem {
@@ -85,8 +110,7 @@ impl IntoResponse for Problem {
             "detail": self.detail,
         });
         let mut res = (self.status, Json(body)).into_response();
-        res.headers_mut()
-            .insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/problem+json"));
+        res.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/problem+json"));
         res
     }
 }
@@ -96,7 +120,10 @@ impl From<StoreError> for Problem {
         match e {
             StoreError::NotFound(_) => Problem::new(StatusCode::NOT_FOUND, "no key with this id"),
             StoreError::Conflict(what) => Problem::new(StatusCode::CONFLICT, what),
-            StoreError::Invalid(what) => Problem::new(StatusCode::BAD_REQUEST, what),
+            StoreError::Invalid(what) => Problem::bad_request(what),
+            StoreError::Unsupported(what) => {
+                Problem::new(StatusCode::NOT_IMPLEMENTED, format!("the key store does not support {what}"))
+            }
             other => {
                 tracing::error!(error = &other as &dyn std::error::Error, "key store failed in admin API");
                 Problem::new(StatusCode::SERVICE_UNAVAILABLE, "the key store is unavailable")
@@ -105,17 +132,45 @@ impl From<StoreError> for Problem {
     }
 }
 
-impl From<JsonRejection> for Problem {
-    fn from(e: JsonRejection) -> Self {
-        // axum's text names the field or syntax error; it cannot contain a key (requests carry none).
-        Problem::new(StatusCode::BAD_REQUEST, e.body_text())
+impl From<QueryRejection> for Problem {
+    fn from(e: QueryRejection) -> Self {
+        Problem::bad_request(e.body_text())
     }
 }
 
-impl From<QueryRejection> for Problem {
-    fn from(e: QueryRejection) -> Self {
-        Problem::new(StatusCode::BAD_REQUEST, e.body_text())
+/// A JSON object body: `content-type: application/json` (415 otherwise), at most [`MAX_BODY_BYTES`] (413), and an
+/// object: serde reads a struct from an array too (`[1]` as `{"grace_seconds": 1}`), which would get around
+/// `deny_unknown_fields`, so anything but `{…}` is refused before parsing (400).
+struct JsonObject<T>(T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonObject<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
+        if !is_json(req.headers()) {
+            return Err(Problem::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "the body must be application/json"));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e: BytesRejection| {
+            let status = e.status();
+            Problem::new(
+                status,
+                if status == StatusCode::PAYLOAD_TOO_LARGE { "the body is too large".into() } else { e.body_text() },
+            )
+        })?;
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(Problem::bad_request("the body must be a JSON object"));
+        }
+        serde_json::from_slice(&bytes).map(JsonObject).map_err(|e| Problem::bad_request(format!("invalid body: {e}")))
     }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
+    let essence = value.split(';').next().unwrap_or("").trim();
+    let Some((kind, subtype)) = essence.split_once('/') else { return false };
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json")
+            || subtype.len() > 5 && subtype[subtype.len() - 5..].eq_ignore_ascii_case("+json"))
 }
 
 fn parse_id(id: &str) -> Result<KeyId, Problem> {
@@ -125,6 +180,7 @@ fn parse_id(id: &str) -> Result<KeyId, Problem> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateKey {
+    #[serde(default)]
     name: String,
     kind: KeyKind,
     owner: String,
@@ -132,6 +188,24 @@ struct CreateKey {
     scopes: Vec<String>,
     #[serde(default)]
     expires_in_seconds: Option<u64>,
+    #[serde(default)]
+    rate_limit: Option<LimitBody>,
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitBody {
+    requests: u32,
+    period_seconds: u64,
+}
+
+impl LimitBody {
+    fn limit(self) -> Result<RateLimit, Problem> {
+        RateLimit::new(self.requests, Duration::from_secs(self.period_seconds))
+            .ok_or_else(|| Problem::bad_request("rate_limit: requests and period_seconds must be at least 1"))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,32 +231,35 @@ struct WithKey<'a> {
     key: &'a str,
 }
 
-fn created<M: KeyManager>(store: &M, issued: &IssuedKey) -> Response {
-    let body = WithKey { info: KeyInfo::new(&issued.record, store.now()), key: issued.key.expose_secret() };
+fn created(keys: &KeyManager, issued: &IssuedKey) -> Response {
+    let body = WithKey { info: KeyInfo::new(&issued.record, keys.now()), key: issued.key.expose_secret() };
     (StatusCode::CREATED, Json(body)).into_response()
 }
 
-async fn create<M: KeyManager + Clone>(
-    State(store): State<M>,
-    body: Result<Json<CreateKey>, JsonRejection>,
-) -> Result<Response, Problem> {
-    let Json(body) = body?;
-    let scopes = Scopes::new(&body.scopes).map_err(|e| Problem::new(StatusCode::BAD_REQUEST, e.to_string()))?;
-    if body.owner.is_empty() {
-        return Err(Problem::new(StatusCode::BAD_REQUEST, "owner must not be empty"));
+async fn create(State(keys): State<KeyManager>, JsonObject(body): JsonObject<CreateKey>) -> Result<Response, Problem> {
+    if body.scopes.len() > crate::key::MAX_SCOPES {
+        return Err(Problem::bad_request("at most 64 scopes per key"));
     }
-    let mut spec = NewKey::new(body.kind, body.owner).name(body.name);
-    spec.scopes = scopes;
+    let mut spec = NewKey::new(body.kind, body.owner)
+        .name(body.name)
+        .scopes(&body.scopes)
+        .map_err(|e| Problem::bad_request(e.to_string()))?;
     if let Some(secs) = body.expires_in_seconds {
         spec = spec.expires_in(Duration::from_secs(secs));
     }
-    let issued = store.issue(spec).await?;
+    if let Some(limit) = body.rate_limit {
+        spec = spec.rate_limit(limit.limit()?);
+    }
+    for (k, v) in body.metadata {
+        spec = spec.metadata(k, v);
+    }
+    let issued = keys.issue(spec).await?;
     tracing::info!(key_id = %issued.record.id, kind = issued.record.kind.as_str(), "admin API issued a key");
-    Ok(created(&store, &issued))
+    Ok(created(&keys, &issued))
 }
 
-async fn list<M: KeyManager + Clone>(
-    State(store): State<M>,
+async fn list(
+    State(keys): State<KeyManager>,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Response, Problem> {
     let Query(p) = params?;
@@ -192,33 +269,32 @@ async fn list<M: KeyManager + Clone>(
     q.status = p.status;
     q.after = p.after.as_deref().map(parse_id).transpose()?;
     q.limit = p.limit.unwrap_or(0);
-    let page = store.list(&q).await?;
-    let now = store.now();
+    let page = keys.list(&q).await?;
+    let now = keys.now();
     let items: Vec<KeyInfo> = page.items.iter().map(|r| KeyInfo::new(r, now)).collect();
     Ok(Json(serde_json::json!({ "items": items, "next": page.next })).into_response())
 }
 
-async fn show<M: KeyManager + Clone>(State(store): State<M>, Path(id): Path<String>) -> Result<Response, Problem> {
+async fn show(State(keys): State<KeyManager>, Path(id): Path<String>) -> Result<Response, Problem> {
     let id = parse_id(&id)?;
-    let record = store.get(&id).await?.ok_or(StoreError::NotFound(id))?;
-    Ok(Json(KeyInfo::new(&record, store.now())).into_response())
+    let record = keys.get(&id).await?.ok_or(StoreError::NotFound(id))?;
+    Ok(Json(KeyInfo::new(&record, keys.now())).into_response())
 }
 
-async fn revoke<M: KeyManager + Clone>(State(store): State<M>, Path(id): Path<String>) -> Result<Response, Problem> {
+async fn revoke(State(keys): State<KeyManager>, Path(id): Path<String>) -> Result<Response, Problem> {
     let id = parse_id(&id)?;
-    let record = store.revoke(&id).await?;
+    let record = keys.revoke(&id).await?;
     tracing::info!(key_id = %id, "admin API revoked a key");
-    Ok(Json(KeyInfo::new(&record, store.now())).into_response())
+    Ok(Json(KeyInfo::new(&record, keys.now())).into_response())
 }
 
-async fn rotate<M: KeyManager + Clone>(
-    State(store): State<M>,
+async fn rotate(
+    State(keys): State<KeyManager>,
     Path(id): Path<String>,
-    body: Result<Json<RotateKey>, JsonRejection>,
+    JsonObject(body): JsonObject<RotateKey>,
 ) -> Result<Response, Problem> {
     let id = parse_id(&id)?;
-    let Json(body) = body?;
-    let issued = store.rotate(&id, Duration::from_secs(body.grace_seconds)).await?;
+    let issued = keys.rotate(&id, Duration::from_secs(body.grace_seconds)).await?;
     tracing::info!(old = %id, new = %issued.record.id, grace_seconds = body.grace_seconds, "admin API rotated a key");
-    Ok(created(&store, &issued))
+    Ok(created(&keys, &issued))
 }

@@ -35,4 +35,7 @@ pub enum ConfigError {
     /// A numeric setting out of its range (the message names it).
     #[error("{0}")]
     OutOfRange(&'static str),
+    /// A deprecation link that cannot go in a `Link` header (empty, spaces, `<`, `>` or `"`).
+    #[error("invalid deprecation link {0:?}: must be a URI without spaces, '<', '>' or '\"'")]
+    InvalidLink(String),
 }

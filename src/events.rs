@@ -1,7 +1,7 @@
 //! Authentication events (issued, verified, rejected, revoked, rotated), for audit logs and metrics.
 //!
 //! Events carry the key's public id, never the key. Hand a sink to the layer with
-//! [`crate::ApiKeyLayer::events`] and to the memory store with [`crate::MemoryStore::with_events`].
+//! [`crate::ApiKeyLayer::events`] and to the memory store with [`crate::KeyManager::events`].
 //!
 //! ```
 //! use std::sync::{Arc, Mutex};
@@ -16,7 +16,7 @@
 
 use std::fmt::Debug;
 
-use crate::format::{KeyId, KeyKind};
+use crate::key::{KeyId, KeyKind};
 use crate::reject::RejectReason;
 
 /// Something that happened to a key. Borrowed: copy what you keep.
@@ -56,6 +56,11 @@ pub enum AuthEvent<'a> {
         /// Its id.
         key_id: &'a KeyId,
     },
+    /// A key's name, scopes, expiry, metadata, enabled flag or rate limit changed.
+    Updated {
+        /// The key.
+        key_id: &'a KeyId,
+    },
     /// A key was rotated.
     Rotated {
         /// The old key (works until its grace period ends).
@@ -79,6 +84,7 @@ impl AuthEvent<'_> {
             Self::Verified { .. } => "verified",
             Self::Rejected { .. } => "rejected",
             Self::Revoked { .. } => "revoked",
+            Self::Updated { .. } => "updated",
             Self::Rotated { .. } => "rotated",
         }
     }
@@ -93,7 +99,10 @@ impl AuthEvent<'_> {
     #[must_use]
     pub fn key_id(&self) -> Option<&KeyId> {
         match self {
-            Self::Issued { key_id, .. } | Self::Verified { key_id, .. } | Self::Revoked { key_id } => Some(key_id),
+            Self::Issued { key_id, .. }
+            | Self::Verified { key_id, .. }
+            | Self::Revoked { key_id }
+            | Self::Updated { key_id } => Some(key_id),
             Self::Rejected { key_id, .. } => *key_id,
             Self::Rotated { old, .. } => Some(old),
         }

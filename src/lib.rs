@@ -10,7 +10,7 @@
 //! | step | what happens | on failure |
 //! |---|---|---|
 //! | extract | `Authorization: Bearer` > `Authorization: <custom scheme>` > `API-Key` > `X-API-Key` ([`extract`]) | 401, or 400 `invalid_request` |
-//! | pre-check | length bound; for keys of the crate's [format](mod@format), shape and CRC32 | 401 `invalid_token`, no hashing, no store call |
+//! | pre-check | length bound; for keys of the crate's format ([`KeyFormat`]), shape and CRC32 | 401 `invalid_token`, no hashing, no store call |
 //! | look up | one [`KeyStore`] call, by public id or by SHA-256 of an opaque key | 503 if the store fails or is slow (fail closed) |
 //! | verify | SHA-256 of the secret vs. the stored digest, constant time; revoked / disabled / expired / rotated out | 401 `invalid_token` |
 //! | authorize | per-key rate limit (feature `rate-limit`); scopes with [`RequireScopesLayer`] | 429 / 403 `insufficient_scope` |
@@ -49,10 +49,24 @@
 //! |---|---|---|
 //! | `axum` | yes | `Principal` and [`Scoped`] as axum extractors; axum body support for rejections |
 //! | `tonic` | yes | tonic body support for rejections (gRPC services) |
-//! | `serde` | yes | serde for records; the [`FileStore`] (TOML / JSON / environment variable) |
-//! | `admin` | yes | the key-management HTTP API ([`admin`]) |
+//! | `serde` | yes | serde for records; the `FileStore` (TOML / JSON / environment variable) |
+//! | `admin` | yes | the key-management HTTP API (module `admin`) |
 //! | `rate-limit` | yes | per-key GCRA rate limits with `governor` |
 //! | `metrics` | no | outcome counters through the `metrics` crate |
+//! | `test-util` | no | the store conformance suite (module `conformance`) and `ManualClock` |
+//!
+//! # Where things are
+//!
+//! | module | what |
+//! |---|---|
+//! | `key` | the key types, plain values: [`KeyId`], [`KeyKind`], [`KeyFormat`], [`ApiKey`], [`KeyDigest`], [`KeyRecord`], [`Scopes`], [`RateLimit`], [`NewKey`], [`IssuedKey`] |
+//! | [`store`] | the storage contract [`KeyStore`] and the stores: [`MemoryStore`], `FileStore` |
+//! | `manage` | [`KeyManager`]: issue, import, list, update, revoke, rotate, for every store |
+//! | `layer` | [`ApiKeyLayer`] and its request pipeline ([`extract`], [`transport`]), [`UsageTracker`] |
+//! | [`reject`] | [`Rejection`] and the responses it becomes |
+//! | `principal`, [`scope`] | what handlers receive ([`Principal`]) and scope checks |
+//!
+//! Every public item is re-exported here, at the crate root.
 //!
 //! # Security
 //!
@@ -71,8 +85,16 @@
 //! * **Bad input gets a 4xx**, never a panic or a 5xx, with bounded work: the key length is capped before any
 //!   hashing, and keys of the crate's format are checked (CRC32) before any store call.
 //! * **Fail closed.** A store error or a store slower than [`ApiKeyLayer::store_timeout`] gives 503 and nothing
-//!   goes through.
-//! * **Transport.** Keys are bearer secrets: send them only over TLS. [`ApiKeyLayer::require_https`] enforces it.
+//!   goes through. The timeout holds on any runtime: on a Tokio runtime built without `enable_time`, or with no
+//!   runtime at all, the layer races the lookup against a timer on a small background runtime it starts once (on
+//!   such a runtime, the first lookup probes for a timer and Tokio prints that probe's panic message once; nothing
+//!   panics for the caller).
+//! * **Bounded logs.** Each rejection is logged at debug level; at info, the layer writes at most one summary per
+//!   [`ApiKeyLayer::log_period`] with the counts per reason, and a failing store at most one error line per
+//!   period. A flood of bad requests cannot fill a disk.
+//! * **Transport.** Keys are bearer secrets: send them only over TLS. [`ApiKeyLayer::require_https`] enforces it,
+//!   trusting only what the server knows (the [`Secure`] marker your TLS acceptor inserts, or, when you say a proxy
+//!   sets them, the proxy's headers), never the scheme a client writes in its request.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -80,26 +102,18 @@
 #[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
 pub mod admin;
 mod clock;
+#[cfg(any(test, feature = "test-util"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub mod conformance;
 mod error;
 pub mod events;
-pub mod extract;
-pub mod format;
-mod future;
+mod key;
 mod layer;
-pub mod manage;
+mod manage;
 mod principal;
-#[cfg(feature = "rate-limit")]
-mod rate_limit;
-mod record;
 pub mod reject;
 pub mod scope;
-mod secret;
-#[cfg(feature = "serde")]
-mod serde_util;
-mod service;
 pub mod store;
-pub mod transport;
-mod usage;
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]
@@ -107,27 +121,35 @@ mod usage;
 struct ReadmeDoctests;
 
 pub use async_trait::async_trait;
-pub use clock::{Clock, ManualClock, SystemClock};
+#[cfg(feature = "test-util")]
+pub use clock::ManualClock;
+pub use clock::{Clock, SystemClock};
 pub use error::ConfigError;
 pub use events::{AuthEvent, AuthEventSink};
-pub use extract::{CredentialSource, DEFAULT_MAX_KEY_LEN};
-pub use format::{Classified, GeneratedKey, KeyFormat, KeyId, KeyKind, MalformedKey, ParsedKey};
-pub use future::ResponseFuture;
-pub use layer::{ApiKeyLayer, DEFAULT_REALM, DEFAULT_STORE_TIMEOUT};
-pub use manage::{IssuedKey, KeyInfo, KeyManager, KeyUpdate, ListQuery, NewKey, Page, Usage};
+pub use key::{
+    ApiKey, CHECKSUM_LEN, Classified, ID_LEN, InvalidDigest, InvalidKeyId, IssuedKey, KeyDigest, KeyFormat, KeyId,
+    KeyInfo, KeyKind, KeyRecord, KeyStatus, MAX_EXPIRY_SINCE_EPOCH, MAX_METADATA_ENTRIES, MAX_METADATA_LEN,
+    MAX_NAME_LEN, MAX_OWNER_LEN, MAX_PREFIX_LEN, MAX_SCOPE_LEN, MAX_SCOPES, NewKey, ParseKeyKindError, ParsedKey,
+    RateLimit, SECRET_LEN, Scopes,
+};
+pub use layer::extract::{self, API_KEY, DEFAULT_MAX_KEY_LEN, X_API_KEY};
+pub use layer::transport::{self, HttpsPolicy, Secure};
+pub use layer::{
+    ApiKeyAuth, ApiKeyLayer, DEFAULT_LOG_PERIOD, DEFAULT_MAX_PENDING_KEYS, DEFAULT_STORE_TIMEOUT, ResponseFuture,
+    UsageTracker,
+};
+pub use manage::KeyManager;
 #[cfg(feature = "axum")]
 pub use principal::MissingPrincipal;
-pub use principal::{Identity, Principal};
-pub use record::{KeyRecord, KeyStatus, RateLimit, Scopes};
-pub use reject::{DefaultRejection, ErrorCode, OnRejection, RejectReason, Rejection, RejectionBody};
+pub use principal::{CredentialSource, Identity, Principal};
+pub use reject::{
+    DEFAULT_REALM, DefaultRejection, ErrorCode, OnRejection, RateLimitInfo, RejectReason, Rejection, RejectionBody,
+};
 pub use scope::{RequireScopes, RequireScopesLayer, ScopeMatch};
 #[cfg(feature = "axum")]
 pub use scope::{RequiredScopes, ScopeRejection, Scoped};
-pub use secret::{ApiKey, InvalidDigest, KeyDigest};
-pub use service::ApiKeyAuth;
+pub use store::{
+    BoxError, KeyStore, KeyUpdate, ListQuery, Lookup, LookupResult, MAX_PAGE, MemoryStore, Page, StoreError, Usage,
+};
 #[cfg(feature = "serde")]
-pub use store::file::{FileStore, FileStoreError};
-pub use store::memory::MemoryStore;
-pub use store::{KeyStore, Lookup, LookupResult, StoreError};
-pub use transport::{HttpsPolicy, Secure};
-pub use usage::{DEFAULT_MAX_PENDING_KEYS, UsageTracker};
+pub use store::{FileStore, FileStoreError};

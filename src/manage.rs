@@ -1,753 +1,563 @@
-//! Key lifecycle: issue (shown once), import, list, update, revoke, rotate with grace, usage.
+//! Key management: [`KeyManager`] owns the policy (key format, clock, events, input bounds) and implements issue,
+//! import, list, update, revoke and rotate once, for every [`KeyStore`].
 //!
-//! [`KeyManager`] is the management side of a store. Stores implement five primitive operations
-//! ([`insert`](KeyManager::insert), [`get`](KeyManager::get), [`list`](KeyManager::list),
-//! [`update`](KeyManager::update), [`record_usage`](KeyManager::record_usage)); issuing, importing, revoking and
-//! rotating are provided on top of them.
+//! The split follows tower-sessions' `SessionStore` and `Session`: a store provides storage primitives, each atomic
+//! ([`KeyStore`] says what each must guarantee); the manager decides what to store. A PostgreSQL, Redis or custom
+//! store gets the whole lifecycle by implementing the primitives.
 //!
 //! ```
 //! use std::time::Duration;
-//! use tower_api_key::{KeyManager, KeyStatus, MemoryStore, NewKey};
+//! use tower_api_key::{ApiKeyLayer, KeyManager, KeyStatus, MemoryStore, NewKey};
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! let store = MemoryStore::new();
-//! let issued = store.issue(NewKey::user("alice").name("laptop").scopes(["read"])?).await?;
-//! println!("give this to alice, once: {}", issued.key.expose_secret());
+//! let keys = KeyManager::new(store.clone());
+//! let issued = keys.issue(NewKey::user("alice").name("laptop").scopes(["read"])?).await?;
+//! // Give `issued.key.expose_secret()` to alice, once.
 //!
-//! let rotated = store.rotate(&issued.record.id, Duration::from_secs(3600)).await?;
+//! let rotated = keys.rotate(&issued.record.id, Duration::from_secs(3600)).await?;
 //! assert_eq!(rotated.record.owner, "alice");
-//! store.revoke(&rotated.record.id).await?;
-//! let record = store.get(&rotated.record.id).await?.unwrap();
-//! assert_eq!(record.status_at(store.now()), KeyStatus::Revoked);
+//! keys.revoke(&rotated.record.id).await?;
+//! let record = keys.get(&rotated.record.id).await?.unwrap();
+//! assert_eq!(record.status_at(keys.now()), KeyStatus::Revoked);
+//!
+//! let layer = ApiKeyLayer::new(store); // the layer reads the same store
 //! # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
 //! ```
 
-use std::collections::BTreeMap;
 use std::fmt;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime};
 
-use async_trait::async_trait;
-
+use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
-use crate::events::AuthEvent;
-use crate::format::{KeyFormat, KeyId, KeyKind};
-use crate::record::{KeyRecord, KeyStatus, RateLimit, Scopes};
-use crate::secret::{ApiKey, KeyDigest};
-use crate::store::{KeyStore, StoreError};
+use crate::events::{AuthEvent, AuthEventSink};
+use crate::key::{
+    ApiKey, Classified, IssuedKey, KeyDigest, KeyFormat, KeyId, KeyRecord, NewKey, check_metadata, check_name,
+    check_scopes, max_expiry,
+};
+use crate::store::{KeyStore, KeyUpdate, ListQuery, MemoryStore, Page, StoreError};
 
-/// What to issue: kind, owner and the optional fields of a new key.
-///
-/// ```
-/// use std::time::Duration;
-/// use tower_api_key::NewKey;
-/// let spec = NewKey::system("billing")
-///     .name("nightly export")
-///     .scopes(["invoices:read"])?
-///     .expires_in(Duration::from_secs(86_400))
-///     .metadata("ticket", "OPS-12");
-/// # Ok::<(), tower_api_key::ConfigError>(())
-/// ```
-#[derive(Debug, Clone)]
-#[must_use]
-pub struct NewKey {
-    pub(crate) kind: KeyKind,
-    pub(crate) owner: String,
-    pub(crate) name: String,
-    pub(crate) scopes: Scopes,
-    pub(crate) expires: Option<Expiry>,
-    pub(crate) rate_limit: Option<RateLimit>,
-    pub(crate) metadata: BTreeMap<String, String>,
+struct Policy {
+    store: Arc<dyn KeyStore>,
+    format: KeyFormat,
+    clock: Arc<dyn Clock>,
+    events: Option<Arc<dyn AuthEventSink>>,
 }
 
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Expiry {
-    At(SystemTime),
-    In(Duration),
-}
-
-impl NewKey {
-    /// A user-level key acting for `user_id`.
-    ///
-    /// ```
-    /// let spec = tower_api_key::NewKey::user("alice");
-    /// ```
-    pub fn user(user_id: impl Into<String>) -> Self {
-        Self::new(KeyKind::User, user_id)
-    }
-
-    /// A system-level key for the service `service`.
-    ///
-    /// ```
-    /// let spec = tower_api_key::NewKey::system("billing");
-    /// ```
-    pub fn system(service: impl Into<String>) -> Self {
-        Self::new(KeyKind::System, service)
-    }
-
-    /// A key of `kind` for `owner`.
-    ///
-    /// ```
-    /// let spec = tower_api_key::NewKey::new(tower_api_key::KeyKind::User, "bob");
-    /// ```
-    pub fn new(kind: KeyKind, owner: impl Into<String>) -> Self {
-        Self {
-            kind,
-            owner: owner.into(),
-            name: String::new(),
-            scopes: Scopes::default(),
-            expires: None,
-            rate_limit: None,
-            metadata: BTreeMap::new(),
-        }
-    }
-
-    /// A name for listings.
-    ///
-    /// ```
-    /// let spec = tower_api_key::NewKey::user("alice").name("laptop");
-    /// ```
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
-        self
-    }
-
-    /// Granted scopes.
-    ///
-    /// # Errors
-    /// [`ConfigError::InvalidScope`] for an invalid scope.
-    ///
-    /// ```
-    /// let spec = tower_api_key::NewKey::user("alice").scopes(["read", "write"])?;
-    /// # Ok::<(), tower_api_key::ConfigError>(())
-    /// ```
-    pub fn scopes<I, T>(mut self, scopes: I) -> Result<Self, ConfigError>
-    where
-        I: IntoIterator<Item = T>,
-        T: AsRef<str>,
-    {
-        self.scopes = Scopes::new(scopes)?;
-        Ok(self)
-    }
-
-    /// Expires at a fixed time.
-    ///
-    /// ```
-    /// let spec = tower_api_key::NewKey::user("a").expires_at(std::time::SystemTime::now());
-    /// ```
-    pub fn expires_at(mut self, at: SystemTime) -> Self {
-        self.expires = Some(Expiry::At(at));
-        self
-    }
-
-    /// Expires this long after issuance (by the store's clock).
-    ///
-    /// ```
-    /// let spec = tower_api_key::NewKey::user("a").expires_in(std::time::Duration::from_secs(60));
-    /// ```
-    pub fn expires_in(mut self, ttl: Duration) -> Self {
-        self.expires = Some(Expiry::In(ttl));
-        self
-    }
-
-    /// A per-key rate limit.
-    ///
-    /// ```
-    /// let spec = tower_api_key::NewKey::user("a").rate_limit(tower_api_key::RateLimit::per_second(5).unwrap());
-    /// ```
-    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
-        self.rate_limit = Some(limit);
-        self
-    }
-
-    /// One metadata entry.
-    ///
-    /// ```
-    /// let spec = tower_api_key::NewKey::user("a").metadata("team", "core");
-    /// ```
-    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.metadata.insert(key.into(), value.into());
-        self
-    }
-
-    pub(crate) fn into_record(self, id: KeyId, digest: KeyDigest, now: SystemTime) -> KeyRecord {
-        let mut r = KeyRecord::new(id, digest, self.kind, self.owner).with_created_at(now);
-        r.name = self.name;
-        r.scopes = self.scopes;
-        r.expires_at = self.expires.map(|e| match e {
-            Expiry::At(at) => at,
-            Expiry::In(ttl) => now + ttl,
-        });
-        r.rate_limit = self.rate_limit;
-        r.metadata = self.metadata;
-        r
-    }
-}
-
-/// A key just issued: the full key, shown this once, and its stored record.
+/// Issues, imports, lists, updates, revokes and rotates keys in any [`KeyStore`]. Clones share the same policy.
 ///
-/// Not `Clone`; its `Debug` redacts the key.
+/// Builder methods take `self` by value. Every input is checked before the store is called ([`NewKey::validate`]),
+/// and every state change is one atomic store primitive, so a failure leaves nothing half done.
 ///
 /// ```
-/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// use tower_api_key::{KeyManager, MemoryStore, NewKey};
-/// let issued = MemoryStore::new().issue(NewKey::user("alice")).await.unwrap();
-/// assert!(!format!("{issued:?}").contains(issued.key.expose_secret()));
-/// # });
-/// ```
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct IssuedKey {
-    /// The full key: give it to its owner and drop it.
-    pub key: ApiKey,
-    /// What the store keeps.
-    pub record: KeyRecord,
-}
-
-/// Filters and paging for [`KeyManager::list`].
+/// use tower_api_key::{KeyFormat, KeyManager, MemoryStore, NewKey, StoreError};
 ///
-/// ```
-/// use tower_api_key::{KeyKind, KeyStatus, ListQuery};
-/// let q = ListQuery::new().owner("alice").kind(KeyKind::User).status(KeyStatus::Active).limit(50);
-/// ```
-#[derive(Debug, Clone, Default)]
-#[must_use]
-pub struct ListQuery {
-    /// Only keys of this owner.
-    pub owner: Option<String>,
-    /// Only keys of this kind.
-    pub kind: Option<KeyKind>,
-    /// Only keys in this status (at the store's current time).
-    pub status: Option<KeyStatus>,
-    /// Only keys whose id sorts after this one (the cursor from [`Page::next`]).
-    pub after: Option<KeyId>,
-    /// Page size; 0 means the default (100). Capped at 1000.
-    pub limit: usize,
-}
-
-impl ListQuery {
-    /// Everything, first page.
-    ///
-    /// ```
-    /// let q = tower_api_key::ListQuery::new();
-    /// ```
-    pub fn new() -> Self {
-        Self::default()
-    }
-    /// Filter by owner.
-    ///
-    /// ```
-    /// let q = tower_api_key::ListQuery::new().owner("alice");
-    /// ```
-    pub fn owner(mut self, owner: impl Into<String>) -> Self {
-        self.owner = Some(owner.into());
-        self
-    }
-    /// Filter by kind.
-    ///
-    /// ```
-    /// let q = tower_api_key::ListQuery::new().kind(tower_api_key::KeyKind::System);
-    /// ```
-    pub fn kind(mut self, kind: KeyKind) -> Self {
-        self.kind = Some(kind);
-        self
-    }
-    /// Filter by status.
-    ///
-    /// ```
-    /// let q = tower_api_key::ListQuery::new().status(tower_api_key::KeyStatus::Revoked);
-    /// ```
-    pub fn status(mut self, status: KeyStatus) -> Self {
-        self.status = Some(status);
-        self
-    }
-    /// Continue after this id.
-    ///
-    /// ```
-    /// let q = tower_api_key::ListQuery::new().after(tower_api_key::KeyId::random());
-    /// ```
-    pub fn after(mut self, id: KeyId) -> Self {
-        self.after = Some(id);
-        self
-    }
-    /// Page size.
-    ///
-    /// ```
-    /// let q = tower_api_key::ListQuery::new().limit(10);
-    /// ```
-    pub fn limit(mut self, n: usize) -> Self {
-        self.limit = n;
-        self
-    }
-
-    /// The effective page size.
-    ///
-    /// ```
-    /// assert_eq!(tower_api_key::ListQuery::new().page_size(), 100);
-    /// ```
-    #[must_use]
-    pub fn page_size(&self) -> usize {
-        match self.limit {
-            0 => 100,
-            n => n.min(1000),
-        }
-    }
-
-    /// Whether `record` passes the filters (not the cursor).
-    ///
-    /// ```
-    /// # use tower_api_key::*;
-    /// let r = KeyRecord::new(KeyId::random(), KeyDigest::of(b"k"), KeyKind::User, "alice");
-    /// assert!(ListQuery::new().owner("alice").matches(&r, std::time::SystemTime::now()));
-    /// ```
-    #[must_use]
-    pub fn matches(&self, record: &KeyRecord, now: SystemTime) -> bool {
-        self.owner.as_ref().is_none_or(|o| *o == record.owner)
-            && self.kind.is_none_or(|k| k == record.kind)
-            && self.status.is_none_or(|s| s == record.status_at(now))
-    }
-}
-
-/// One page of a listing, ordered by id.
-///
-/// ```
-/// let page = tower_api_key::Page { items: vec![], next: None };
-/// assert!(page.items.is_empty());
-/// ```
-#[derive(Debug, Clone, Default)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-pub struct Page {
-    /// The records (never a key).
-    pub items: Vec<KeyRecord>,
-    /// Cursor for the next page, if there is one.
-    pub next: Option<KeyId>,
-}
-
-/// A partial update: `None` leaves a field as it is.
-///
-/// ```
-/// use tower_api_key::{KeyUpdate, Scopes};
-/// let u = KeyUpdate { scopes: Some(Scopes::new(["read"])?), ..KeyUpdate::default() };
-/// # Ok::<(), tower_api_key::ConfigError>(())
-/// ```
-#[derive(Debug, Clone, Default)]
-pub struct KeyUpdate {
-    /// New name.
-    pub name: Option<String>,
-    /// New scopes.
-    pub scopes: Option<Scopes>,
-    /// New expiry (`Some(None)` removes it).
-    pub expires_at: Option<Option<SystemTime>>,
-    /// New metadata (replaces the whole map).
-    pub metadata: Option<BTreeMap<String, String>>,
-    /// Enable or disable.
-    pub enabled: Option<bool>,
-    /// New rate limit (`Some(None)` removes it).
-    pub rate_limit: Option<Option<RateLimit>>,
-    /// Revocation time. Once set it cannot be cleared.
-    pub revoked_at: Option<SystemTime>,
-    /// Successor after rotation.
-    pub rotated_to: Option<KeyId>,
-}
-
-impl KeyUpdate {
-    /// Applies the update to `record`.
-    ///
-    /// ```
-    /// # use tower_api_key::*;
-    /// let mut r = KeyRecord::new(KeyId::random(), KeyDigest::of(b"k"), KeyKind::User, "u");
-    /// KeyUpdate { name: Some("new".into()), ..KeyUpdate::default() }.apply(&mut r);
-    /// assert_eq!(r.name, "new");
-    /// ```
-    pub fn apply(&self, record: &mut KeyRecord) {
-        if let Some(v) = &self.name {
-            record.name.clone_from(v);
-        }
-        if let Some(v) = &self.scopes {
-            record.scopes = v.clone();
-        }
-        if let Some(v) = self.expires_at {
-            record.expires_at = v;
-        }
-        if let Some(v) = &self.metadata {
-            record.metadata.clone_from(v);
-        }
-        if let Some(v) = self.enabled {
-            record.enabled = v;
-        }
-        if let Some(v) = self.rate_limit {
-            record.rate_limit = v;
-        }
-        if let Some(v) = self.revoked_at {
-            record.revoked_at.get_or_insert(v);
-        }
-        if let Some(v) = self.rotated_to {
-            record.rotated_to = Some(v);
-        }
-    }
-}
-
-/// Usage of one key over one flush period, as recorded by [`crate::UsageTracker`].
-///
-/// ```
-/// let u = tower_api_key::Usage { id: tower_api_key::KeyId::random(), count: 3, last_used: std::time::SystemTime::now() };
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Usage {
-    /// The key.
-    pub id: KeyId,
-    /// Successful requests since the last flush.
-    pub count: u64,
-    /// Time of the latest of them.
-    pub last_used: SystemTime,
-}
-
-/// The management side of a store. See the [module docs](self).
-///
-/// A store implements the five primitives; `issue`, `import_*`, `revoke` and `rotate` come with it.
-///
-/// ```
-/// use tower_api_key::{KeyManager, MemoryStore, NewKey};
-///
-/// async fn provision(store: &impl KeyManager) -> Result<String, tower_api_key::StoreError> {
-///     let issued = store.issue(NewKey::user("alice").name("cli")).await?;
+/// async fn provision(keys: &KeyManager) -> Result<String, StoreError> {
+///     let issued = keys.issue(NewKey::user("alice").name("cli")).await?;
 ///     Ok(issued.key.expose_secret().to_owned()) // hand it to alice, once
 /// }
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let key = provision(&MemoryStore::new()).await.unwrap();
-/// assert!(key.starts_with("tak_user_"));
-/// # });
+/// let keys = KeyManager::new(MemoryStore::new()).key_format(KeyFormat::new().user_prefix("acme")?);
+/// assert!(provision(&keys).await?.starts_with("acme_"));
+/// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
 /// ```
-#[async_trait]
-pub trait KeyManager: KeyStore {
-    /// The key format used to issue keys.
-    ///
-    /// ```
-    /// # use tower_api_key::*;
-    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// let store = MemoryStore::new();
-    /// assert_eq!(store.key_format().prefix(KeyKind::User), "tak_user");
-    /// # Ok::<(), StoreError>(()) }).unwrap();
-    /// ```
-    fn key_format(&self) -> &KeyFormat;
+#[derive(Clone)]
+#[must_use]
+pub struct KeyManager {
+    policy: Arc<Policy>,
+}
 
-    /// The store's current time (its [`crate::Clock`]).
+impl fmt::Debug for KeyManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyManager")
+            .field("store", &self.policy.store)
+            .field("format", &self.policy.format)
+            .field("clock", &self.policy.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+fn invalid(e: ConfigError) -> StoreError {
+    match e {
+        ConfigError::OutOfRange(what) => StoreError::Invalid(what),
+        ConfigError::InvalidScope(_) => StoreError::Invalid("invalid scope"),
+        _ => StoreError::Invalid("invalid input"),
+    }
+}
+
+impl KeyManager {
+    /// A manager over `store` with the default [`KeyFormat`], the system clock and no event sink.
     ///
     /// ```
-    /// # use tower_api_key::*;
-    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// let store = MemoryStore::new();
-    /// assert!(store.now() <= std::time::SystemTime::now());
-    /// # Ok::<(), StoreError>(()) }).unwrap();
+    /// let keys = tower_api_key::KeyManager::new(tower_api_key::MemoryStore::new());
     /// ```
-    fn now(&self) -> SystemTime {
-        SystemTime::now()
+    pub fn new(store: impl KeyStore) -> Self {
+        Self::from_shared(Arc::new(store))
     }
 
-    /// Receives lifecycle events (issued, revoked, rotated). The default drops them.
+    /// A manager over an already shared store.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let store: Arc<dyn tower_api_key::KeyStore> = Arc::new(tower_api_key::MemoryStore::new());
+    /// let keys = tower_api_key::KeyManager::from_shared(store);
+    /// ```
+    pub fn from_shared(store: Arc<dyn KeyStore>) -> Self {
+        Self {
+            policy: Arc::new(Policy { store, format: KeyFormat::new(), clock: Arc::new(SystemClock), events: None }),
+        }
+    }
+
+    fn edit(mut self, f: impl FnOnce(&mut Policy)) -> Self {
+        match Arc::get_mut(&mut self.policy) {
+            Some(policy) => f(policy),
+            None => {
+                let p = &self.policy;
+                let mut policy = Policy {
+                    store: p.store.clone(),
+                    format: p.format.clone(),
+                    clock: p.clock.clone(),
+                    events: p.events.clone(),
+                };
+                f(&mut policy);
+                self.policy = Arc::new(policy);
+            }
+        }
+        self
+    }
+
+    /// Issues keys of `format` (match it on the layer with [`crate::ApiKeyLayer::key_format`]).
+    ///
+    /// ```
+    /// let f = tower_api_key::KeyFormat::new().user_prefix("acme")?;
+    /// let keys = tower_api_key::KeyManager::new(tower_api_key::MemoryStore::new()).key_format(f);
+    /// # Ok::<(), tower_api_key::ConfigError>(())
+    /// ```
+    pub fn key_format(self, format: KeyFormat) -> Self {
+        self.edit(|p| p.format = format)
+    }
+
+    /// Uses `clock` for creation, expiry, revocation and rotation times.
     ///
     /// ```
     /// # use tower_api_key::*;
-    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// let store = MemoryStore::new();
-    /// let id = KeyId::random();
-    /// store.emit(&AuthEvent::Revoked { key_id: &id }); // no sink configured: dropped
-    /// # Ok::<(), StoreError>(()) }).unwrap();
+    /// let keys = KeyManager::new(MemoryStore::new()).clock(SystemClock);
     /// ```
+    pub fn clock(self, clock: impl Clock) -> Self {
+        let clock: Arc<dyn Clock> = Arc::new(clock);
+        self.edit(|p| p.clock = clock)
+    }
+
+    /// Sends lifecycle events (issued, revoked, rotated) to `sink`.
+    ///
+    /// ```
+    /// let keys = tower_api_key::KeyManager::new(tower_api_key::MemoryStore::new())
+    ///     .events(|e: &tower_api_key::AuthEvent<'_>| tracing::info!(event = e.name(), "key lifecycle"));
+    /// ```
+    pub fn events(self, sink: impl AuthEventSink) -> Self {
+        let sink: Arc<dyn AuthEventSink> = Arc::new(sink);
+        self.edit(|p| p.events = Some(sink))
+    }
+
+    /// The store this manager changes.
+    ///
+    /// ```
+    /// let keys = tower_api_key::KeyManager::new(tower_api_key::MemoryStore::new());
+    /// let store = keys.store().clone();
+    /// ```
+    #[must_use]
+    pub fn store(&self) -> &Arc<dyn KeyStore> {
+        &self.policy.store
+    }
+
+    /// The format of the keys this manager issues.
+    ///
+    /// ```
+    /// # use tower_api_key::*;
+    /// let keys = KeyManager::new(MemoryStore::new());
+    /// assert_eq!(keys.format().prefix(KeyKind::User), "tak_user");
+    /// ```
+    #[must_use]
+    pub fn format(&self) -> &KeyFormat {
+        &self.policy.format
+    }
+
+    /// The manager's current time (its [`Clock`]).
+    ///
+    /// ```
+    /// let keys = tower_api_key::KeyManager::new(tower_api_key::MemoryStore::new());
+    /// assert!(keys.now() <= std::time::SystemTime::now());
+    /// ```
+    #[must_use]
+    pub fn now(&self) -> SystemTime {
+        self.policy.clock.now()
+    }
+
     fn emit(&self, event: &AuthEvent<'_>) {
-        let _ = event;
+        if let Some(sink) = &self.policy.events {
+            sink.on_event(event);
+        }
     }
 
-    /// Stores a new record.
+    /// Mints a key of the manager's format and stores its record; the full key is in the result, and nowhere else.
     ///
     /// # Errors
-    /// [`StoreError::Conflict`] if its id, or (opaque keys) its digest, is already stored.
+    /// [`StoreError::Invalid`] for a spec out of bounds ([`NewKey::validate`]); otherwise as
+    /// [`KeyStore::insert`].
     ///
     /// ```
     /// # use tower_api_key::*;
-    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// let store = MemoryStore::new();
-    /// let record = KeyRecord::new(KeyId::random(), KeyDigest::of(b"k"), KeyKind::User, "alice");
-    /// store.insert(record.clone()).await?;
-    /// assert!(store.insert(record).await.is_err());
-    /// # Ok::<(), StoreError>(()) }).unwrap();
-    /// ```
-    async fn insert(&self, record: KeyRecord) -> Result<(), StoreError>;
-
-    /// The record with this id.
-    ///
-    /// # Errors
-    /// [`StoreError`] when the backend fails.
-    ///
-    /// ```
-    /// # use tower_api_key::*;
-    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// let store = MemoryStore::new();
-    /// let issued = store.issue(NewKey::user("alice")).await?;
-    /// assert_eq!(store.get(&issued.record.id).await?.unwrap().owner, "alice");
-    /// # Ok::<(), StoreError>(()) }).unwrap();
-    /// ```
-    async fn get(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError>;
-
-    /// One page of records, ordered by id.
-    ///
-    /// # Errors
-    /// [`StoreError`] when the backend fails.
-    ///
-    /// ```
-    /// # use tower_api_key::*;
-    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// let store = MemoryStore::new();
-    /// store.issue(NewKey::user("alice")).await?;
-    /// let page = store.list(&ListQuery::new().owner("alice").limit(10)).await?;
-    /// assert_eq!(page.items.len(), 1);
-    /// # Ok::<(), StoreError>(()) }).unwrap();
-    /// ```
-    async fn list(&self, query: &ListQuery) -> Result<Page, StoreError>;
-
-    /// Applies `update` and returns the new record. Takes effect on the next request.
-    ///
-    /// # Errors
-    /// [`StoreError::NotFound`] for an unknown id.
-    ///
-    /// ```
-    /// # use tower_api_key::*;
-    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// let store = MemoryStore::new();
-    /// let issued = store.issue(NewKey::user("alice")).await?;
-    /// let update = KeyUpdate { scopes: Some(Scopes::new(["read"]).unwrap()), ..KeyUpdate::default() };
-    /// assert!(store.update(&issued.record.id, &update).await?.scopes.allows("read"));
-    /// # Ok::<(), StoreError>(()) }).unwrap();
-    /// ```
-    async fn update(&self, id: &KeyId, update: &KeyUpdate) -> Result<KeyRecord, StoreError>;
-
-    /// Adds usage counts and last-used times.
-    ///
-    /// # Errors
-    /// [`StoreError`] when the backend fails.
-    ///
-    /// ```
-    /// # use tower_api_key::*;
-    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// let store = MemoryStore::new();
-    /// let issued = store.issue(NewKey::user("alice")).await?;
-    /// let now = std::time::SystemTime::now();
-    /// store.record_usage(&[Usage { id: issued.record.id, count: 2, last_used: now }]).await?;
-    /// assert_eq!(store.get(&issued.record.id).await?.unwrap().usage_count, 2);
-    /// # Ok::<(), StoreError>(()) }).unwrap();
-    /// ```
-    async fn record_usage(&self, usage: &[Usage]) -> Result<(), StoreError>;
-
-    /// Mints a key of the crate's format and stores its record; the full key is in the result, and nowhere else.
-    ///
-    /// # Errors
-    /// As [`KeyManager::insert`].
-    ///
-    /// ```
-    /// # use tower_api_key::*;
-    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// let store = MemoryStore::new();
-    /// let issued = store.issue(NewKey::system("billing").scopes(["invoices:read"]).unwrap()).await?;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let keys = KeyManager::new(MemoryStore::new());
+    /// let issued = keys.issue(NewKey::system("billing").scopes(["invoices:read"])?).await?;
     /// assert!(issued.key.expose_secret().starts_with("tak_sys_"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+    /// ```
+    pub async fn issue(&self, spec: NewKey) -> Result<IssuedKey, StoreError> {
+        let now = self.now();
+        spec.validate(now).map_err(invalid)?;
+        let issued = self.policy.format.issue(spec, now);
+        self.policy.store.insert(&issued.record).await?;
+        self.emit(&AuthEvent::Issued { key_id: &issued.record.id, kind: issued.record.kind });
+        Ok(issued)
+    }
+
+    /// Stores an existing key, keeping only its digest. A key of the manager's [`KeyFormat`] is stored under its
+    /// public id with its prefix, so it authenticates as if this manager had issued it; any other string is an
+    /// opaque key, stored under a new random id by the SHA-256 digest of the whole key.
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] for a spec out of bounds, a key that starts with one of the format's prefixes but is
+    /// malformed, or one whose prefix names the other kind; otherwise as [`KeyStore::insert`] (a key already
+    /// stored is a [`StoreError::Conflict`]).
+    ///
+    /// ```
+    /// # use tower_api_key::*;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let keys = KeyManager::new(MemoryStore::new());
+    /// let record = keys.import_key(NewKey::user("alice"), &ApiKey::new("old-key".into())).await?;
+    /// assert_eq!(record.digest, KeyDigest::of(b"old-key"));
+    /// assert!(record.prefix.is_none()); // opaque: looked up by digest
     /// # Ok::<(), StoreError>(()) }).unwrap();
     /// ```
-    async fn issue(&self, spec: NewKey) -> Result<IssuedKey, StoreError> {
-        let generated = self.key_format().generate(spec.kind);
-        let prefix = self.key_format().prefix(spec.kind).to_owned();
-        let record = spec.into_record(generated.id, generated.digest, self.now()).with_prefix(prefix);
-        self.insert(record.clone()).await?;
-        self.emit(&AuthEvent::Issued { key_id: &record.id, kind: record.kind });
-        Ok(IssuedKey { key: generated.key, record })
+    pub async fn import_key(&self, spec: NewKey, key: &ApiKey) -> Result<KeyRecord, StoreError> {
+        let now = self.now();
+        spec.validate(now).map_err(invalid)?;
+        let format = &self.policy.format;
+        let record = match format.classify(key.expose_secret().as_bytes()) {
+            Classified::Ours(parsed) => {
+                if parsed.kind() != spec.kind() {
+                    return Err(StoreError::Invalid("the key's prefix names the other key kind"));
+                }
+                let prefix = format.prefix(parsed.kind()).to_owned();
+                spec.into_record(*parsed.id(), parsed.secret_digest(), now).with_prefix(prefix)
+            }
+            Classified::Malformed => return Err(StoreError::Invalid("the key has a known prefix but is malformed")),
+            Classified::Foreign => spec.into_record(KeyId::random(), key.digest(), now),
+        };
+        self.store_imported(record).await
     }
 
     /// Imports an opaque key issued elsewhere by its SHA-256 digest (migration without re-issuing keys).
     ///
     /// # Errors
-    /// As [`KeyManager::insert`].
+    /// As [`KeyManager::import_key`].
     ///
     /// ```
     /// # use tower_api_key::*;
-    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// let store = MemoryStore::new();
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let keys = KeyManager::new(MemoryStore::new());
     /// // The old system kept SHA-256 hex digests of its keys.
     /// let digest = KeyDigest::from_hex("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad").unwrap();
-    /// let record = store.import_digest(NewKey::user("alice"), digest).await?;
-    /// assert!(record.prefix.is_none()); // opaque: looked up by digest
+    /// let record = keys.import_digest(NewKey::user("alice"), digest).await?;
+    /// assert!(record.prefix.is_none());
     /// # Ok::<(), StoreError>(()) }).unwrap();
     /// ```
-    async fn import_digest(&self, spec: NewKey, digest: KeyDigest) -> Result<KeyRecord, StoreError> {
-        let record = spec.into_record(KeyId::random(), digest, self.now());
-        self.insert(record.clone()).await?;
+    pub async fn import_digest(&self, spec: NewKey, digest: KeyDigest) -> Result<KeyRecord, StoreError> {
+        let now = self.now();
+        spec.validate(now).map_err(invalid)?;
+        self.store_imported(spec.into_record(KeyId::random(), digest, now)).await
+    }
+
+    async fn store_imported(&self, record: KeyRecord) -> Result<KeyRecord, StoreError> {
+        self.policy.store.insert(&record).await?;
         self.emit(&AuthEvent::Issued { key_id: &record.id, kind: record.kind });
         Ok(record)
     }
 
-    /// Imports an opaque key by value; only its digest is stored.
+    /// The record with this id.
     ///
     /// # Errors
-    /// As [`KeyManager::insert`].
+    /// As [`KeyStore::get`].
     ///
     /// ```
     /// # use tower_api_key::*;
-    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// let store = MemoryStore::new();
-    /// let record = store.import_key(NewKey::user("alice"), &ApiKey::new("old-key".into())).await?;
-    /// assert_eq!(record.digest, KeyDigest::of(b"old-key"));
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let keys = KeyManager::new(MemoryStore::new());
+    /// let issued = keys.issue(NewKey::user("alice")).await?;
+    /// assert_eq!(keys.get(&issued.record.id).await?.unwrap().owner, "alice");
     /// # Ok::<(), StoreError>(()) }).unwrap();
     /// ```
-    async fn import_key(&self, spec: NewKey, key: &ApiKey) -> Result<KeyRecord, StoreError> {
-        self.import_digest(spec, key.digest()).await
+    pub async fn get(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        self.policy.store.get(id).await
     }
 
-    /// Revokes a key for good, effective on the next request.
+    /// One page of records, ordered by id, with statuses as of the manager's clock.
+    ///
+    /// # Errors
+    /// As [`KeyStore::list`].
+    ///
+    /// ```
+    /// # use tower_api_key::*;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let keys = KeyManager::new(MemoryStore::new());
+    /// keys.issue(NewKey::user("alice")).await?;
+    /// let page = keys.list(&ListQuery::new().owner("alice").limit(10)).await?;
+    /// assert_eq!(page.items.len(), 1);
+    /// # Ok::<(), StoreError>(()) }).unwrap();
+    /// ```
+    pub async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
+        self.policy.store.list(query, self.now()).await
+    }
+
+    /// Changes a key's name, scopes, expiry, metadata, enabled flag or rate limit, in one atomic store step;
+    /// effective on the next request. Bounds are checked first, as for [`KeyManager::issue`].
+    ///
+    /// # Errors
+    /// [`StoreError::Invalid`] for a value out of bounds; [`StoreError::NotFound`] for an unknown id.
+    ///
+    /// ```
+    /// # use tower_api_key::*;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let keys = KeyManager::new(MemoryStore::new());
+    /// let issued = keys.issue(NewKey::user("alice")).await?;
+    /// let update = KeyUpdate { scopes: Some(Scopes::new(["read"]).unwrap()), ..KeyUpdate::default() };
+    /// assert!(keys.update(&issued.record.id, &update).await?.scopes.allows("read"));
+    /// # Ok::<(), StoreError>(()) }).unwrap();
+    /// ```
+    pub async fn update(&self, id: &KeyId, update: &KeyUpdate) -> Result<KeyRecord, StoreError> {
+        if let Some(name) = &update.name {
+            check_name(name).map_err(invalid)?;
+        }
+        if let Some(scopes) = &update.scopes {
+            check_scopes(scopes).map_err(invalid)?;
+        }
+        if let Some(metadata) = &update.metadata {
+            check_metadata(metadata).map_err(invalid)?;
+        }
+        if let Some(Some(at)) = update.expires_at
+            && at > max_expiry()
+        {
+            return Err(StoreError::Invalid("expiry must be no later than 9999-12-31T23:59:59Z"));
+        }
+        let record = self.policy.store.update(id, update).await?;
+        self.emit(&AuthEvent::Updated { key_id: id });
+        Ok(record)
+    }
+
+    /// Revokes a key for good, effective on the next request, and with it every key rotated from it: a revoked
+    /// key never leaves a working successor (as OAuth 2.1 revokes a whole refresh-token family). To retire the old
+    /// key of a rotation early and keep its successor, bring its expiry forward with [`KeyManager::update`]
+    /// instead.
     ///
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown id.
     ///
     /// ```
     /// # use tower_api_key::*;
-    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// let store = MemoryStore::new();
-    /// let issued = store.issue(NewKey::user("alice")).await?;
-    /// let record = store.revoke(&issued.record.id).await?;
-    /// assert_eq!(record.status_at(store.now()), KeyStatus::Revoked);
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let keys = KeyManager::new(MemoryStore::new());
+    /// let issued = keys.issue(NewKey::user("alice")).await?;
+    /// let record = keys.revoke(&issued.record.id).await?;
+    /// assert_eq!(record.status_at(keys.now()), KeyStatus::Revoked);
     /// # Ok::<(), StoreError>(()) }).unwrap();
     /// ```
-    async fn revoke(&self, id: &KeyId) -> Result<KeyRecord, StoreError> {
-        let update = KeyUpdate { revoked_at: Some(self.now()), ..KeyUpdate::default() };
-        let record = self.update(id, &update).await?;
+    pub async fn revoke(&self, id: &KeyId) -> Result<KeyRecord, StoreError> {
+        let record = self.policy.store.revoke(id, self.now()).await?;
         self.emit(&AuthEvent::Revoked { key_id: id });
         Ok(record)
     }
 
     /// Issues a successor with the same kind, owner, name, scopes, limit and metadata (and, if the old key expires,
     /// the same lifetime counted from now). The old key keeps working until the earlier of `now + grace` and its
-    /// own expiry. A zero `grace` ends it at once.
+    /// own expiry; a zero `grace` ends it at once. One atomic store step ([`KeyStore::rotate`]): of concurrent
+    /// rotations of one key exactly one succeeds, and a failed one stores nothing.
     ///
     /// # Errors
-    /// [`StoreError::NotFound`] for an unknown id; [`StoreError::Conflict`] for a revoked or already rotated key.
+    /// [`StoreError::Invalid`] for a grace period past year 9999; [`StoreError::NotFound`] for an unknown id;
+    /// [`StoreError::Conflict`] for a revoked or already rotated key.
     ///
     /// ```
     /// # use tower_api_key::*;
-    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// let store = MemoryStore::new();
-    /// let old = store.issue(NewKey::user("alice")).await?;
-    /// let new = store.rotate(&old.record.id, std::time::Duration::from_secs(3600)).await?;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let keys = KeyManager::new(MemoryStore::new());
+    /// let old = keys.issue(NewKey::user("alice")).await?;
+    /// let new = keys.rotate(&old.record.id, std::time::Duration::from_secs(3600)).await?;
     /// assert_eq!(new.record.owner, "alice");
-    /// assert_eq!(store.get(&old.record.id).await?.unwrap().rotated_to, Some(new.record.id));
+    /// assert_eq!(keys.get(&old.record.id).await?.unwrap().rotated_to, Some(new.record.id));
+    /// assert!(matches!(keys.rotate(&old.record.id, std::time::Duration::ZERO).await, Err(StoreError::Conflict(_))));
     /// # Ok::<(), StoreError>(()) }).unwrap();
     /// ```
-    async fn rotate(&self, id: &KeyId, grace: Duration) -> Result<IssuedKey, StoreError> {
-        let old = self.get(id).await?.ok_or(StoreError::NotFound(*id))?;
+    pub async fn rotate(&self, id: &KeyId, grace: Duration) -> Result<IssuedKey, StoreError> {
         let now = self.now();
-        match old.status_at(now) {
-            KeyStatus::Revoked => return Err(StoreError::Conflict("a revoked key cannot be rotated")),
-            KeyStatus::RotatedOut => return Err(StoreError::Conflict("this key was already rotated")),
-            _ if old.rotated_to.is_some() => return Err(StoreError::Conflict("this key was already rotated")),
-            _ => {}
+        let grace_end = now
+            .checked_add(grace)
+            .filter(|end| *end <= max_expiry())
+            .ok_or(StoreError::Invalid("grace period must end no later than 9999-12-31T23:59:59Z"))?;
+        let old = self.policy.store.get(id).await?.ok_or(StoreError::NotFound(*id))?;
+        // Checked here for a clear answer before minting; the store checks again atomically.
+        if old.revoked_at.is_some() {
+            return Err(StoreError::Conflict("a revoked key cannot be rotated"));
         }
-        let mut spec = NewKey::new(old.kind, old.owner.clone()).name(old.name.clone());
-        spec.scopes = old.scopes.clone();
-        spec.rate_limit = old.rate_limit;
-        spec.metadata = old.metadata.clone();
-        spec.expires = old.expires_at.map(|at| Expiry::In(at.duration_since(old.created_at).unwrap_or_default()));
-        let issued = self.issue(spec).await?;
-        let grace_end = now + grace;
-        let end = old.expires_at.map_or(grace_end, |own| own.min(grace_end));
-        let update =
-            KeyUpdate { expires_at: Some(Some(end)), rotated_to: Some(issued.record.id), ..KeyUpdate::default() };
-        self.update(id, &update).await?;
-        self.emit(&AuthEvent::Rotated { old: id, new: &issued.record.id });
-        Ok(issued)
+        if old.rotated_to.is_some() {
+            return Err(StoreError::Conflict("this key was already rotated"));
+        }
+        let successor = self.policy.format.issue(NewKey::successor_of(&old), now);
+        self.policy.store.rotate(id, &successor.record, grace_end).await?;
+        self.emit(&AuthEvent::Issued { key_id: &successor.record.id, kind: successor.record.kind });
+        self.emit(&AuthEvent::Rotated { old: id, new: &successor.record.id });
+        Ok(successor)
     }
 }
 
-impl fmt::Display for Page {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for r in &self.items {
-            writeln!(f, "{} {} {} {}", r.display_id(), r.kind, r.owner, r.name)?;
-        }
-        Ok(())
+/// Runs a future that is ready at once (the memory store never waits) without a runtime.
+fn ready_now<T>(future: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    let mut cx = Context::from_waker(Waker::noop());
+    match pin!(future).poll(&mut cx) {
+        Poll::Ready(result) => result,
+        Poll::Pending => Err(StoreError::backend(std::io::Error::other("the memory store did not answer at once"))),
     }
 }
 
-/// What listings and the admin API show of a key: everything but the digest (and never the key).
-///
-/// ```
-/// # use tower_api_key::*;
-/// let r = KeyRecord::new(KeyId::random(), KeyDigest::of(b"k"), KeyKind::User, "alice");
-/// let info = KeyInfo::new(&r, std::time::SystemTime::now());
-/// assert_eq!(info.status, KeyStatus::Active);
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-#[non_exhaustive]
-pub struct KeyInfo {
-    /// Public id (the middle part of the key).
-    pub id: KeyId,
-    /// `prefix_id`, how the key starts (or the bare id for opaque keys).
-    pub display_id: String,
-    /// Name.
-    pub name: String,
-    /// Kind.
-    pub kind: KeyKind,
-    /// User id or service name.
-    pub owner: String,
-    /// Scopes.
-    pub scopes: Scopes,
-    /// Status now.
-    pub status: KeyStatus,
-    /// Issued.
-    #[cfg_attr(feature = "serde", serde(with = "crate::serde_util::time"))]
-    pub created_at: SystemTime,
-    /// Expires.
-    #[cfg_attr(feature = "serde", serde(with = "crate::serde_util::opt_time"))]
-    pub expires_at: Option<SystemTime>,
-    /// Revoked.
-    #[cfg_attr(feature = "serde", serde(with = "crate::serde_util::opt_time"))]
-    pub revoked_at: Option<SystemTime>,
-    /// Last used.
-    #[cfg_attr(feature = "serde", serde(with = "crate::serde_util::opt_time"))]
-    pub last_used_at: Option<SystemTime>,
-    /// Uses recorded.
-    pub usage_count: u64,
-    /// Enabled flag.
-    pub enabled: bool,
-    /// Rate limit.
-    pub rate_limit: Option<RateLimit>,
-    /// Metadata.
-    pub metadata: BTreeMap<String, String>,
-    /// Successor after rotation.
-    pub rotated_to: Option<KeyId>,
-}
-
-impl KeyInfo {
-    /// The view of `record` at `now`.
+/// Synchronous shortcuts, for setting up a service or a test: thin calls into [`KeyManager`] with its defaults
+/// (the default [`KeyFormat`], the system clock, no events). Use a [`KeyManager`] for anything else.
+impl MemoryStore {
+    /// Mints a key for `spec` and stores it: [`KeyManager::issue`], without a runtime.
+    ///
+    /// # Errors
+    /// As [`KeyManager::issue`].
     ///
     /// ```
-    /// # use tower_api_key::*;
-    /// let r = KeyRecord::new(KeyId::random(), KeyDigest::of(b"k"), KeyKind::User, "alice").with_prefix("tak_user");
-    /// let info = KeyInfo::new(&r, std::time::SystemTime::now());
-    /// assert!(info.display_id.starts_with("tak_user_"));
+    /// use tower_api_key::{MemoryStore, NewKey};
+    /// let issued = MemoryStore::new().add(NewKey::system("billing"))?;
+    /// assert!(issued.key.expose_secret().starts_with("tak_sys_"));
+    /// # Ok::<(), tower_api_key::StoreError>(())
     /// ```
-    #[must_use]
-    pub fn new(record: &KeyRecord, now: SystemTime) -> Self {
-        Self {
-            id: record.id,
-            display_id: record.display_id(),
-            name: record.name.clone(),
-            kind: record.kind,
-            owner: record.owner.clone(),
-            scopes: record.scopes.clone(),
-            status: record.status_at(now),
-            created_at: record.created_at,
-            expires_at: record.expires_at,
-            revoked_at: record.revoked_at,
-            last_used_at: record.last_used_at,
-            usage_count: record.usage_count,
-            enabled: record.enabled,
-            rate_limit: record.rate_limit,
-            metadata: record.metadata.clone(),
-            rotated_to: record.rotated_to,
-        }
+    pub fn add(&self, spec: NewKey) -> Result<IssuedKey, StoreError> {
+        ready_now(KeyManager::new(self.clone()).issue(spec))
+    }
+
+    /// Stores an existing key for `spec`: [`KeyManager::import_key`], without a runtime. A key of the default
+    /// format is stored under its public id; any other string is an opaque key, stored by its digest.
+    ///
+    /// # Errors
+    /// As [`KeyManager::import_key`].
+    ///
+    /// ```
+    /// use tower_api_key::{MemoryStore, NewKey};
+    /// let store = MemoryStore::new();
+    /// store.import("legacy-key-123", NewKey::user("alice"))?;
+    /// assert!(store.import("legacy-key-123", NewKey::user("bob")).is_err());
+    /// # Ok::<(), tower_api_key::StoreError>(())
+    /// ```
+    pub fn import(&self, key: &str, spec: NewKey) -> Result<KeyRecord, StoreError> {
+        ready_now(KeyManager::new(self.clone()).import_key(spec, &ApiKey::new(key.to_owned())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::{KeyKind, KeyStatus};
+    use crate::store::Lookup;
+
+    fn block<F: Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+    }
+
+    #[test]
+    fn importing_a_key_of_our_format_stores_it_by_id_so_it_authenticates() {
+        let store = MemoryStore::new();
+        let minted = KeyFormat::new().issue(NewKey::system("svc"), SystemTime::now());
+        let r = store.import(minted.key.expose_secret(), NewKey::system("svc")).unwrap();
+        assert_eq!(r.id, minted.record.id);
+        assert_eq!(r.digest, minted.record.digest);
+        assert_eq!(r.prefix.as_deref(), Some("tak_sys"));
+        assert!(store.lookup_now(Lookup::Id(&r.id)).unwrap().unwrap().is_some());
+        let other = KeyFormat::new().issue(NewKey::system("svc"), SystemTime::now());
+        assert!(store.import(other.key.expose_secret(), NewKey::user("x")).is_err(), "kind mismatch");
+        assert!(matches!(store.import("tak_user_garbage", NewKey::user("x")), Err(StoreError::Invalid(_))));
+    }
+
+    #[test]
+    fn time_overflow_is_refused_before_anything_is_stored() {
+        let store = MemoryStore::new();
+        let keys = KeyManager::new(store.clone());
+        block(async {
+            let old = keys.issue(NewKey::user("alice")).await.unwrap();
+            let rotated = keys.rotate(&old.record.id, Duration::from_secs(u64::MAX)).await;
+            assert!(matches!(rotated, Err(StoreError::Invalid(_))), "{rotated:?}");
+            let far = keys.issue(NewKey::user("a").expires_in(Duration::from_secs(u64::MAX))).await;
+            assert!(matches!(far, Err(StoreError::Invalid(_))));
+            let year_10000 = SystemTime::UNIX_EPOCH + Duration::from_secs(253_402_300_800);
+            assert!(keys.issue(NewKey::user("a").expires_at(year_10000)).await.is_err());
+            let update = KeyUpdate { expires_at: Some(Some(year_10000)), ..KeyUpdate::default() };
+            assert!(matches!(keys.update(&old.record.id, &update).await, Err(StoreError::Invalid(_))));
+        });
+        assert_eq!(store.len(), 1, "nothing but the first key was stored");
+        let only = block(store.get(&store_first_id(&store))).unwrap().unwrap();
+        assert_eq!(only.rotated_to, None);
+        assert_eq!(only.status_at(SystemTime::now()), KeyStatus::Active);
+    }
+
+    fn store_first_id(store: &MemoryStore) -> KeyId {
+        block(store.list(&ListQuery::new(), SystemTime::now())).unwrap().items[0].id
+    }
+
+    #[test]
+    fn rotation_keeps_the_owner_and_ends_at_the_earlier_of_grace_and_expiry() {
+        let start = SystemTime::now();
+        let clock = crate::clock::ManualClock::new(start);
+        let keys = KeyManager::new(MemoryStore::new()).clock(clock.clone());
+        block(async {
+            let spec = NewKey::user("alice").name("n").scopes(["r"]).unwrap().metadata("t", "x");
+            let old = keys.issue(spec.expires_in(Duration::from_secs(100))).await.unwrap();
+            // Grace longer than the remaining lifetime: the old key's own expiry wins.
+            let new = keys.rotate(&old.record.id, Duration::from_secs(1000)).await.unwrap();
+            let old_now = keys.get(&old.record.id).await.unwrap().unwrap();
+            assert_eq!(old_now.expires_at, Some(start + Duration::from_secs(100)));
+            assert_eq!(old_now.rotated_to, Some(new.record.id));
+            assert_eq!((new.record.owner.as_str(), new.record.name.as_str()), ("alice", "n"));
+            assert_eq!(new.record.scopes, old.record.scopes);
+            assert_eq!(new.record.metadata, old.record.metadata);
+            assert_eq!(new.record.expires_at, Some(start + Duration::from_secs(100)));
+            assert_eq!(new.record.kind, KeyKind::User);
+
+            // Shorter grace wins over a later expiry; a zero grace ends the key at once.
+            let other = keys.issue(NewKey::system("svc")).await.unwrap();
+            keys.rotate(&other.record.id, Duration::ZERO).await.unwrap();
+            let o = keys.get(&other.record.id).await.unwrap().unwrap();
+            assert_eq!(o.status_at(clock.now()), KeyStatus::RotatedOut);
+            assert!(matches!(keys.rotate(&KeyId::random(), Duration::ZERO).await, Err(StoreError::NotFound(_))));
+        });
+    }
+
+    #[test]
+    fn lifecycle_events_are_emitted() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let keys =
+            KeyManager::new(MemoryStore::new()).events(move |e: &AuthEvent<'_>| log.lock().unwrap().push(e.name()));
+        block(async {
+            let k = keys.issue(NewKey::user("a")).await.unwrap();
+            let n = keys.rotate(&k.record.id, Duration::from_secs(1)).await.unwrap();
+            keys.update(&n.record.id, &KeyUpdate { name: Some("x".into()), ..KeyUpdate::default() }).await.unwrap();
+            keys.revoke(&n.record.id).await.unwrap();
+        });
+        assert_eq!(*seen.lock().unwrap(), ["issued", "issued", "rotated", "updated", "revoked"]);
     }
 }

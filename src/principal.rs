@@ -5,10 +5,43 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::extract::CredentialSource;
-use crate::format::{KeyId, KeyKind};
-use crate::record::{KeyRecord, Scopes};
+use crate::key::{KeyId, KeyKind, KeyRecord, Scopes};
 use crate::reject::Challenges;
+
+/// Where a credential came from.
+///
+/// ```
+/// assert_eq!(tower_api_key::CredentialSource::Bearer.as_str(), "bearer");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CredentialSource {
+    /// `Authorization: Bearer`.
+    Bearer,
+    /// `Authorization: <custom scheme>`.
+    Scheme,
+    /// `API-Key` header.
+    ApiKeyHeader,
+    /// `X-API-Key` header (deprecated).
+    XApiKeyHeader,
+}
+
+impl CredentialSource {
+    /// `bearer`, `scheme`, `api-key` or `x-api-key`.
+    ///
+    /// ```
+    /// assert_eq!(tower_api_key::CredentialSource::XApiKeyHeader.as_str(), "x-api-key");
+    /// ```
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Bearer => "bearer",
+            Self::Scheme => "scheme",
+            Self::ApiKeyHeader => "api-key",
+            Self::XApiKeyHeader => "x-api-key",
+        }
+    }
+}
 
 /// The authenticated caller: user-level (acts for a person) or system-level (a service), with the key's public
 /// id, name and scopes. Cheap to clone (a shared handle to the key's record).

@@ -29,11 +29,10 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::error::ConfigError;
-use crate::future::ResponseFuture;
+use crate::key::{MAX_SCOPE_LEN, Scopes, validate_scope};
+use crate::layer::ResponseFuture;
 use crate::principal::Principal;
-use crate::record::validate_scope;
-use crate::reject::{Challenges, DefaultRejection, GrpcKind, OnRejection, RejectReason, Rejection};
-use crate::service::grpc_content_type;
+use crate::reject::{Challenges, DEFAULT_REALM, DefaultRejection, GrpcKind, OnRejection, RejectReason, Rejection};
 
 /// All of the scopes, or any one of them.
 ///
@@ -60,7 +59,7 @@ impl ScopeMatch {
     /// assert!(tower_api_key::ScopeMatch::All.check(&g, &["keys:read", "keys:write"]));
     /// ```
     #[must_use]
-    pub fn check<T: AsRef<str>>(self, granted: &crate::Scopes, required: &[T]) -> bool {
+    pub fn check<T: AsRef<str>>(self, granted: &Scopes, required: &[T]) -> bool {
         match self {
             Self::All => required.iter().all(|r| granted.allows(r.as_ref())),
             Self::Any => required.iter().any(|r| granted.allows(r.as_ref())),
@@ -97,7 +96,7 @@ impl Requirement {
             return Err(ConfigError::InvalidScope(String::new()));
         }
         let challenges = realm.map(Challenges::new).transpose()?.map(Arc::new);
-        let fallback = Arc::new(Challenges::new(crate::layer::DEFAULT_REALM)?);
+        let fallback = Arc::new(Challenges::new(DEFAULT_REALM)?);
         let joined = scopes.join(" ").into();
         Ok(Self { scopes, joined, mode, challenges, fallback })
     }
@@ -111,7 +110,7 @@ impl Requirement {
         if self.mode.check(principal.scopes(), &self.scopes) {
             return Ok(());
         }
-        tracing::info!(key_id = %principal.key_id(), required = &*self.joined, "api key lacks required scope");
+        tracing::debug!(key_id = %principal.key_id(), required = &*self.joined, "api key lacks required scope");
         let header: HeaderValue = challenges.insufficient_scope(&self.joined);
         Err(Rejection::new(RejectReason::InsufficientScope).with_context(grpc, challenges).with_scope_challenge(header))
     }
@@ -294,11 +293,36 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        match self.req.check(req.extensions().get::<Principal>(), grpc_content_type(req.headers())) {
+        match self.req.check(req.extensions().get::<Principal>(), GrpcKind::of(req.headers())) {
             Ok(()) => ResponseFuture::inner(self.inner.call(req)),
             Err(rejection) => ResponseFuture::ready(self.on_rejection.on_rejection(&rejection)),
         }
     }
+}
+
+/// What [`crate::Scopes::new`] accepts, as a `const fn`: checked when [`Scoped`] is compiled.
+#[cfg(feature = "axum")]
+const fn scope_list_is_valid(scopes: &[&str]) -> bool {
+    if scopes.is_empty() {
+        return false;
+    }
+    let mut i = 0;
+    while i < scopes.len() {
+        let bytes = scopes[i].as_bytes();
+        if bytes.is_empty() || bytes.len() > MAX_SCOPE_LEN {
+            return false;
+        }
+        let mut j = 0;
+        while j < bytes.len() {
+            let b = bytes[j];
+            if !(b == 0x21 || (b >= 0x23 && b <= 0x5B) || (b >= 0x5D && b <= 0x7E)) {
+                return false;
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// Scopes an axum handler requires, for the [`Scoped`] extractor.
@@ -318,7 +342,19 @@ where
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub trait RequiredScopes: Send + Sync + 'static {
-    /// The scopes.
+    /// The scopes: at least one, each 1 to 128 visible ASCII characters without spaces, `"` or `\\`. An invalid
+    /// list is a compile error where [`Scoped`] is used with it, not a 403 at run time:
+    ///
+    /// ```compile_fail
+    /// use tower_api_key::{RequiredScopes, Scoped};
+    /// use axum::extract::FromRequestParts;
+    /// struct Broken;
+    /// impl RequiredScopes for Broken {
+    ///     const SCOPES: &'static [&'static str] = &["has space"];
+    /// }
+    /// let (mut parts, ()) = http::Request::new(()).into_parts();
+    /// let _ = Scoped::<Broken>::from_request_parts(&mut parts, &());
+    /// ```
     const SCOPES: &'static [&'static str];
     /// All of them (default) or any one.
     const MATCH: ScopeMatch = ScopeMatch::All;
@@ -369,6 +405,13 @@ impl<T: RequiredScopes, S: Send + Sync> axum_core::extract::FromRequestParts<S> 
     type Rejection = ScopeRejection;
 
     async fn from_request_parts(parts: &mut http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        const {
+            assert!(
+                scope_list_is_valid(T::SCOPES),
+                "RequiredScopes::SCOPES must hold at least one scope, each 1 to 128 visible ASCII characters \
+                 without spaces, '\"' or '\\'"
+            );
+        }
         static REQS: std::sync::OnceLock<
             std::sync::Mutex<std::collections::HashMap<std::any::TypeId, Arc<Requirement>>>,
         > = std::sync::OnceLock::new();
@@ -378,8 +421,8 @@ impl<T: RequiredScopes, S: Send + Sync> axum_core::extract::FromRequestParts<S> 
             match map.get(&std::any::TypeId::of::<T>()) {
                 Some(r) => r.clone(),
                 None => {
-                    let r = Requirement::new(T::SCOPES, T::MATCH, None)
-                        .map_err(|_| ScopeRejection(Rejection::new(RejectReason::InsufficientScope)))?;
+                    #[allow(clippy::expect_used)]
+                    let r = Requirement::new(T::SCOPES, T::MATCH, None).expect("checked when compiled");
                     let r = Arc::new(r);
                     map.insert(std::any::TypeId::of::<T>(), r.clone());
                     r
@@ -387,7 +430,7 @@ impl<T: RequiredScopes, S: Send + Sync> axum_core::extract::FromRequestParts<S> 
             }
         };
         let principal = parts.extensions.get::<Principal>();
-        req.check(principal, grpc_content_type(&parts.headers)).map_err(ScopeRejection)?;
+        req.check(principal, GrpcKind::of(&parts.headers)).map_err(ScopeRejection)?;
         Ok(Scoped(
             principal.cloned().ok_or(ScopeRejection(Rejection::new(RejectReason::NoCredential)))?,
             std::marker::PhantomData,

@@ -23,7 +23,7 @@ use std::time::Duration;
 use axum::{Router, routing::get};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tower_api_key::{ApiKeyLayer, KeyFormat, KeyKind, MemoryStore, NewKey, Principal};
+use tower_api_key::{ApiKeyLayer, KeyFormat, MemoryStore, NewKey, Principal};
 
 const OPAQUE: &str = "legacy-opaque-key-0123456789";
 const REALM: &str = "Bearer realm=\"api\"";
@@ -56,7 +56,7 @@ async fn start() -> Server {
     let store = MemoryStore::new();
     let user = store.add(NewKey::user("alice")).unwrap().key.expose_secret().to_owned();
     let system = store.add(NewKey::system("billing")).unwrap().key.expose_secret().to_owned();
-    store.add_opaque(OPAQUE, NewKey::user("carol")).unwrap();
+    store.import(OPAQUE, NewKey::user("carol")).unwrap();
     let app = Router::new()
         .route("/whoami", get(|p: Principal| async move { p.id().to_owned() }))
         .layer(ApiKeyLayer::new(store).scheme("Api-Key").unwrap());
@@ -156,7 +156,7 @@ fn rows(s: &Server) -> Vec<(&'static str, Vec<Vec<u8>>, Want)> {
     use Want::*;
     let user = s.user.as_str();
     let system = s.system.as_str();
-    let unknown = KeyFormat::new().generate(KeyKind::User);
+    let unknown = KeyFormat::new().issue(NewKey::user("nobody"), std::time::SystemTime::now());
     let unknown = unknown.key.expose_secret().to_owned();
     let mut bad_sum = user.as_bytes().to_vec();
     let last = bad_sum.len() - 1;

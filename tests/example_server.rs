@@ -23,9 +23,9 @@ struct Demo {
 
 async fn start() -> Demo {
     let clock = ManualClock::new(SystemTime::now());
-    let store = MemoryStore::new().with_clock(clock.clone());
-    store.add_opaque(USER_KEY, NewKey::user("demo-user").scopes(["whoami"]).unwrap()).unwrap();
-    store.add_opaque(SERVICE_KEY, NewKey::system("demo-service").scopes(["whoami", "keys:admin"]).unwrap()).unwrap();
+    let store = MemoryStore::new();
+    store.import(USER_KEY, NewKey::user("demo-user").scopes(["whoami"]).unwrap()).unwrap();
+    store.import(SERVICE_KEY, NewKey::system("demo-service").scopes(["whoami", "keys:admin"]).unwrap()).unwrap();
     let usage = UsageTracker::spawn(store.clone(), Duration::from_secs(3600));
     let app = server::app(store.clone(), clock.clone(), usage).unwrap();
     let addr = common::serve(app).await;

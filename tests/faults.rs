@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use axum::{Router, routing::get};
 use tokio::net::TcpListener;
 use tower_api_key::{
-    ApiKeyLayer, KeyFormat, KeyKind, KeyManager, KeyStore, Lookup, MemoryStore, NewKey, Principal, StoreError,
-    async_trait, store::LookupResult,
+    ApiKeyLayer, KeyFormat, KeyStore, Lookup, MemoryStore, NewKey, Principal, StoreError, async_trait,
+    store::LookupResult,
 };
 
 const TIMEOUT: Duration = Duration::from_millis(100);
@@ -155,10 +155,11 @@ async fn start() -> Fixture {
     let memory = MemoryStore::new();
     let user = memory.add(NewKey::user("alice")).unwrap().key.expose_secret().to_owned();
     let system = memory.add(NewKey::system("billing")).unwrap().key.expose_secret().to_owned();
-    memory.add_opaque("opaque-legacy-key-0001", NewKey::user("carol")).unwrap();
+    memory.import("opaque-legacy-key-0001", NewKey::user("carol")).unwrap();
     let revoked = memory.add(NewKey::user("mallory")).unwrap();
-    memory.revoke(&revoked.record.id).await.unwrap();
-    let unknown = KeyFormat::new().generate(KeyKind::User).key.expose_secret().to_owned();
+    memory.revoke(&revoked.record.id, std::time::SystemTime::now()).await.unwrap();
+    let unknown =
+        KeyFormat::new().issue(NewKey::user("nobody"), std::time::SystemTime::now()).key.expose_secret().to_owned();
     let mut malformed = user.clone().into_bytes();
     let last = malformed.len() - 1;
     malformed[last] = if malformed[last] == b'A' { b'B' } else { b'A' };

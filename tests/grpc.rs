@@ -21,8 +21,7 @@ use tonic::{Code, Status};
 use tonic_web::GrpcWebLayer;
 use tower_api_key::store::LookupResult;
 use tower_api_key::{
-    ApiKeyLayer, KeyManager, KeyStore, Lookup, MemoryStore, NewKey, RateLimit, RequireScopesLayer, StoreError,
-    async_trait,
+    ApiKeyLayer, KeyStore, Lookup, MemoryStore, NewKey, RateLimit, RequireScopesLayer, StoreError, async_trait,
 };
 
 #[path = "../examples/grpc.rs"]
@@ -51,10 +50,10 @@ const SYSTEM_KEY: &str = "legacy-system-key-0123456789";
 async fn keys() -> Keys {
     let store = MemoryStore::new();
     let user = store.add(NewKey::user("alice")).unwrap();
-    let system = store.add_opaque(SYSTEM_KEY, NewKey::system("billing").scopes(["keys:admin"]).unwrap()).unwrap();
+    let system = store.import(SYSTEM_KEY, NewKey::system("billing").scopes(["keys:admin"]).unwrap()).unwrap();
     assert_ne!(user.record.id, system.id);
     let revoked = store.add(NewKey::user("mallory")).unwrap();
-    store.revoke(&revoked.record.id).await.unwrap();
+    store.revoke(&revoked.record.id, std::time::SystemTime::now()).await.unwrap();
     Keys {
         user_key_id: user.record.id.to_string(),
         user: user.key.expose_secret().to_owned(),

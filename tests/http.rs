@@ -170,9 +170,10 @@ async fn per_key_rate_limit_answers_429_with_headers() {
 async fn expiry_disable_and_revocation_take_effect_on_the_next_request() {
     let start = SystemTime::now();
     let clock = ManualClock::new(start);
-    let store = MemoryStore::new().with_clock(clock.clone());
-    let expiring = store.add(NewKey::user("temp").expires_in(Duration::from_secs(10))).unwrap();
-    let other = store.add(NewKey::system("svc")).unwrap();
+    let store = MemoryStore::new();
+    let keys = KeyManager::new(store.clone()).clock(clock.clone());
+    let expiring = keys.issue(NewKey::user("temp").expires_in(Duration::from_secs(10))).await.unwrap();
+    let other = keys.issue(NewKey::system("svc")).await.unwrap();
     let base = serve(ApiKeyLayer::new(store.clone()).clock(clock.clone())).await;
     let http = common::client();
     let status = |k: String| {
@@ -187,11 +188,11 @@ async fn expiry_disable_and_revocation_take_effect_on_the_next_request() {
 
     let ok = other.key.expose_secret().to_owned();
     assert_eq!(status(ok.clone()).await, 200);
-    store.update(&other.record.id, &KeyUpdate { enabled: Some(false), ..KeyUpdate::default() }).await.unwrap();
+    keys.update(&other.record.id, &KeyUpdate { enabled: Some(false), ..KeyUpdate::default() }).await.unwrap();
     assert_eq!(status(ok.clone()).await, 401, "disabled");
-    store.update(&other.record.id, &KeyUpdate { enabled: Some(true), ..KeyUpdate::default() }).await.unwrap();
+    keys.update(&other.record.id, &KeyUpdate { enabled: Some(true), ..KeyUpdate::default() }).await.unwrap();
     assert_eq!(status(ok.clone()).await, 200, "enabled again");
-    store.revoke(&other.record.id).await.unwrap();
+    keys.revoke(&other.record.id).await.unwrap();
     assert_eq!(status(ok).await, 401, "revoked");
 }
 
@@ -303,7 +304,7 @@ async fn events_and_usage_carry_the_key_id_never_the_key() {
     for e in &events {
         assert!(!e.contains(&key) && !e.contains("wrong-key"), "{e}");
     }
-    let page = store.list(&tower_api_key::ListQuery::new()).await.unwrap();
+    let page = store.list(&tower_api_key::ListQuery::new(), SystemTime::now()).await.unwrap();
     let record = &page.items[0];
     assert_eq!(record.usage_count, 3);
     assert!(record.last_used_at.is_some());

@@ -31,7 +31,7 @@ struct Server {
 async fn start(layer: impl FnOnce(MemoryStore) -> ApiKeyLayer) -> Server {
     let store = MemoryStore::new();
     let user = store.add(NewKey::user("alice")).unwrap();
-    store.add_opaque(SYSTEM_KEY, NewKey::system("billing")).unwrap();
+    store.import(SYSTEM_KEY, NewKey::system("billing")).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(example::serve(listener, layer(store)));

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::routing::get;
-use tower_api_key::{ApiKey, ApiKeyLayer, KeyFormat, KeyKind, KeyManager, MemoryStore, NewKey, Principal, admin};
+use tower_api_key::{ApiKey, ApiKeyLayer, KeyFormat, MemoryStore, NewKey, Principal, admin};
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -44,11 +44,11 @@ async fn logs_never_contain_a_key() {
     let user = store.add(NewKey::user("alice").scopes(["read"]).unwrap()).unwrap();
     let admin_key = store.add(NewKey::system("ops").scopes(["keys:admin"]).unwrap()).unwrap();
     let opaque = "opaque-legacy-key-with-enough-length-1234";
-    store.add_opaque(opaque, NewKey::user("bob")).unwrap();
+    store.import(opaque, NewKey::user("bob")).unwrap();
 
     let app = Router::new()
         .route("/whoami", get(|p: Principal| async move { p.id().to_owned() }))
-        .nest("/admin", admin::router(store.clone()))
+        .nest("/admin", admin::router(tower_api_key::KeyManager::new(store.clone())))
         .layer(ApiKeyLayer::new(store.clone()).scheme("Api-Key").unwrap());
     let base = format!("http://{}", common::serve(app).await);
     let http = common::client();
@@ -56,7 +56,8 @@ async fn logs_never_contain_a_key() {
     let good = user.key.expose_secret().to_owned();
     let mut damaged = good.clone();
     damaged.replace_range(good.len() - 3.., "zzz");
-    let unknown = KeyFormat::new().generate(KeyKind::User).key.expose_secret().to_owned();
+    let unknown =
+        KeyFormat::new().issue(NewKey::user("nobody"), std::time::SystemTime::now()).key.expose_secret().to_owned();
     let mut presented = vec![good.clone(), damaged.clone(), unknown.clone(), opaque.to_owned()];
     let mut bodies = String::new();
 
@@ -84,7 +85,10 @@ async fn logs_never_contain_a_key() {
     let issued_key = issued["key"].as_str().unwrap().to_owned();
     presented.push(admin_key.key.expose_secret().to_owned());
     // Rotate too: the new key must not be logged either.
-    let rotated = store.rotate(&user.record.id, std::time::Duration::from_secs(1)).await.unwrap();
+    let rotated = tower_api_key::KeyManager::new(store.clone())
+        .rotate(&user.record.id, std::time::Duration::from_secs(1))
+        .await
+        .unwrap();
 
     let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("api key accepted"), "debug logs were captured:\n{logs}");
@@ -105,8 +109,11 @@ fn debug_output_never_contains_a_key() {
     let tail = &secret[secret.len() - 20..];
     let principal = Principal::from_record(issued.record.clone());
     let layer = ApiKeyLayer::new(store.clone());
-    let generated = KeyFormat::new().generate(KeyKind::System);
-    let parsed = KeyFormat::new().parse(generated.key.expose_secret().as_bytes()).unwrap().unwrap();
+    let generated = KeyFormat::new().issue(NewKey::system("nobody"), std::time::SystemTime::now());
+    let tower_api_key::Classified::Ours(parsed) = KeyFormat::new().classify(generated.key.expose_secret().as_bytes())
+    else {
+        panic!("a key of the format")
+    };
     let gen_tail = &generated.key.expose_secret()[generated.key.expose_secret().len() - 20..];
     let texts = [
         format!("{issued:?}"),
@@ -140,7 +147,7 @@ async fn auth_span_records_key_id_kind_and_outcome() {
     let store = MemoryStore::new();
     let user = store.add(NewKey::user("alice")).unwrap();
     let service = store.add(NewKey::system("billing")).unwrap();
-    let unknown = KeyFormat::new().generate(KeyKind::User).key;
+    let unknown = KeyFormat::new().issue(NewKey::user("nobody"), std::time::SystemTime::now()).key;
     let app = Router::new()
         .route("/whoami", get(|p: Principal| async move { p.id().to_owned() }))
         .layer(ApiKeyLayer::new(store.clone()));

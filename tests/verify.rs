@@ -50,26 +50,29 @@ async fn verification_table() {
     let memory = MemoryStore::new();
     let user = memory.add(NewKey::user("alice")).unwrap();
     let system = memory.add(NewKey::system("billing")).unwrap();
-    memory.add_opaque("opaque-key-for-carol-123456", NewKey::user("carol")).unwrap();
+    memory.import("opaque-key-for-carol-123456", NewKey::user("carol")).unwrap();
     // A record whose kind contradicts its key's prefix: a user-prefixed key stored as a system key.
-    let g = KeyFormat::new().generate(KeyKind::User);
-    memory.put(KeyRecord::new(g.id, g.digest, KeyKind::System, "mallory").with_prefix("tak_user")).unwrap();
+    let g = KeyFormat::new().issue(NewKey::user("nobody"), std::time::SystemTime::now());
+    memory
+        .put(KeyRecord::new(g.record.id, g.record.digest, KeyKind::System, "mallory").with_prefix("tak_user"))
+        .unwrap();
     // A crate-format key whose digest is stored as if it were opaque: must not be found by id.
-    let h = KeyFormat::new().generate(KeyKind::User);
-    memory.put(KeyRecord::new(h.id, h.digest, KeyKind::User, "dave")).unwrap();
+    let h = KeyFormat::new().issue(NewKey::user("nobody"), std::time::SystemTime::now());
+    memory.put(KeyRecord::new(h.record.id, h.record.digest, KeyKind::User, "dave")).unwrap();
 
     let u = user.key.expose_secret().to_owned();
     let s = system.key.expose_secret().to_owned();
     // Same id and checksum-valid, but another secret: forge by re-using the id with a fresh secret.
     // The checksum covers the id, so a key whose id was swapped fails the CRC: malformed, no store call.
     let forged = {
-        let other = KeyFormat::new().generate(KeyKind::User);
-        other.key.expose_secret().replace(other.id.as_str(), user.record.id.as_str())
+        let other = KeyFormat::new().issue(NewKey::user("nobody"), std::time::SystemTime::now());
+        other.key.expose_secret().replace(other.record.id.as_str(), user.record.id.as_str())
     };
     let mut bad_sum = u.clone();
     let last = bad_sum.pop().unwrap();
     bad_sum.push(if last == '0' { '1' } else { '0' });
-    let unknown = KeyFormat::new().generate(KeyKind::User).key.expose_secret().to_owned();
+    let unknown =
+        KeyFormat::new().issue(NewKey::user("nobody"), std::time::SystemTime::now()).key.expose_secret().to_owned();
     let too_long = "k".repeat(300);
 
     // (name, header, value, status, identity, store consulted)
@@ -106,7 +109,7 @@ async fn verification_table() {
 #[tokio::test]
 async fn opaque_keys_can_be_refused_without_a_store_call() {
     let memory = MemoryStore::new();
-    memory.add_opaque("opaque-key-for-carol-123456", NewKey::user("carol")).unwrap();
+    memory.import("opaque-key-for-carol-123456", NewKey::user("carol")).unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
     let store = Counting { inner: memory, calls: calls.clone(), sync: true };
     let layer = ApiKeyLayer::new(store).accept_opaque(false);

@@ -11,7 +11,7 @@ pub(crate) fn register_demo_keys(store: &MemoryStore) -> Result<(), Box<dyn std:
     for (var, spec, label) in [("DEMO_USER_KEY", user, "user"), ("DEMO_SERVICE_KEY", service, "service")] {
         match std::env::var(var) {
             Ok(key) if !key.is_empty() => {
-                let record = store.add_opaque(&key, spec)?;
+                let record = store.import(&key, spec)?;
                 tracing::info!(key_id = %record.id, "registered {var}");
             }
             _ => {
@@ -26,9 +26,10 @@ pub(crate) fn register_demo_keys(store: &MemoryStore) -> Result<(), Box<dyn std:
     Ok(())
 }
 
-/// Logs to stderr; `RUST_LOG` overrides the default filter.
+/// Logs to stderr (standard output carries only the demo keys); `RUST_LOG` overrides the default filter.
 pub(crate) fn init_tracing() {
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tower_api_key=info".into()),
         )

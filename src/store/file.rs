@@ -33,12 +33,15 @@
 //! ```
 
 use std::path::Path;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 
-use crate::record::KeyRecord;
-use crate::store::memory::MemoryStore;
-use crate::store::{KeyStore, Lookup, LookupResult, StoreError};
+use super::change::{KeyUpdate, Usage};
+use super::contract::{KeyStore, Lookup, LookupResult, StoreError};
+use super::list::{ListQuery, Page};
+use super::memory::MemoryStore;
+use crate::key::{KeyId, KeyRecord};
 
 /// Why a key file could not be loaded. Messages name the file or variable and the parse error's position; they
 /// never contain a key (the files hold digests only).
@@ -84,7 +87,11 @@ struct KeyFile {
     keys: Vec<KeyRecord>,
 }
 
-/// A read-only [`KeyStore`] over records loaded from configuration. See the [module docs](self).
+/// A [`KeyStore`] over records loaded from configuration. See the [module docs](self).
+///
+/// The file is read once. Changes made at run time through [`crate::KeyManager`] (issue, revoke, rotate, usage)
+/// are kept in memory, with the same atomicity as [`MemoryStore`], and are not written back to the file: to make
+/// a revocation last, remove the entry from the file too.
 ///
 /// ```
 /// let store = tower_api_key::FileStore::from_json_str(r#"{"keys": []}"#)?;
@@ -212,17 +219,39 @@ impl KeyStore for FileStore {
     fn lookup_now(&self, by: Lookup<'_>) -> Option<LookupResult> {
         self.inner.lookup_now(by)
     }
+    async fn get(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        self.inner.get(id).await
+    }
+    async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        self.inner.insert(record).await
+    }
+    async fn list(&self, query: &ListQuery, now: SystemTime) -> Result<Page, StoreError> {
+        self.inner.list(query, now).await
+    }
+    async fn update(&self, id: &KeyId, update: &KeyUpdate) -> Result<KeyRecord, StoreError> {
+        self.inner.update(id, update).await
+    }
+    async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<KeyRecord, StoreError> {
+        self.inner.revoke(id, at).await
+    }
+    async fn rotate(&self, id: &KeyId, successor: &KeyRecord, grace_end: SystemTime) -> Result<KeyRecord, StoreError> {
+        self.inner.rotate(id, successor, grace_end).await
+    }
+    async fn record_usage(&self, usage: &[Usage]) -> Result<(), StoreError> {
+        self.inner.record_usage(usage).await
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{KeyDigest, KeyFormat, KeyKind};
+    use crate::key::{KeyDigest, KeyFormat, NewKey};
 
     #[test]
     fn toml_and_json_round_trip_a_generated_key() {
         let f = KeyFormat::new();
-        let g = f.generate(KeyKind::User);
+        let issued = f.issue(NewKey::user("alice"), SystemTime::now());
+        let g = &issued.record;
         let toml_text = format!(
             "[[keys]]\nid = \"{}\"\nprefix = \"tak_user\"\ndigest = \"{}\"\nkind = \"user\"\nowner = \"alice\"\nscopes = [\"read\"]\nexpires_at = \"2999-01-01T00:00:00Z\"\n",
             g.id,
@@ -235,7 +264,7 @@ mod tests {
         assert!(found.expires_at.is_some());
 
         let json = serde_json::to_string(&serde_json::json!({"keys": [found.as_ref()]})).unwrap();
-        assert!(!json.contains(g.key.expose_secret()));
+        assert!(!json.contains(issued.key.expose_secret()));
         let again = FileStore::from_json_str(&json).unwrap();
         assert_eq!(*again.lookup_now(Lookup::Id(&g.id)).unwrap().unwrap().unwrap(), *found);
     }
@@ -277,5 +306,10 @@ mod tests {
         );
         assert!(matches!(FileStore::from_json_str(&dup), Err(FileStoreError::Duplicate(_))));
         assert!(matches!(FileStore::load("/nonexistent/keys.toml"), Err(FileStoreError::Io { .. })));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn keeps_the_store_contract() {
+        crate::conformance::run(|| async { FileStore::from_json_str("[]").expect("an empty file") }).await;
     }
 }

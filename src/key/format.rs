@@ -15,189 +15,27 @@
 //! ```
 //!
 //! ```
-//! use tower_api_key::{KeyFormat, KeyKind, ParsedKey};
+//! use std::time::SystemTime;
+//! use tower_api_key::{Classified, KeyFormat, KeyKind, NewKey};
 //!
 //! let format = KeyFormat::default();
-//! let new = format.generate(KeyKind::User);
-//! let parsed = format.parse(new.key.expose_secret().as_bytes()).unwrap().unwrap();
+//! let issued = format.issue(NewKey::user("alice"), SystemTime::now());
+//! let Classified::Ours(parsed) = format.classify(issued.key.expose_secret().as_bytes()) else { panic!() };
 //! assert_eq!(parsed.kind(), KeyKind::User);
-//! assert_eq!(parsed.id(), &new.id);
+//! assert_eq!(parsed.id(), &issued.record.id);
+//! assert_eq!(issued.record.prefix.as_deref(), Some("tak_user")); // the record authenticates as it is
 //! ```
 
 use std::fmt;
-use std::str::FromStr;
+use std::time::SystemTime;
 
+use super::id::{BASE62, CHECKSUM_LEN, ID_LEN, KeyId, KeyKind, SECRET_LEN, fill_base62};
+use super::new_key::{IssuedKey, NewKey};
+use super::secret::{ApiKey, KeyDigest};
 use crate::error::ConfigError;
-use crate::secret::{ApiKey, KeyDigest};
 
-/// Length of the public id, in base62 characters.
-pub const ID_LEN: usize = 12;
-/// Length of the secret, in base62 characters (24 × log2(62) ≈ 143 bits).
-pub const SECRET_LEN: usize = 24;
-/// Length of the checksum, in base62 characters (62⁶ > 2³²).
-pub const CHECKSUM_LEN: usize = 6;
 /// Longest prefix accepted by [`KeyFormat`].
 pub const MAX_PREFIX_LEN: usize = 32;
-
-const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-
-/// Whether a key acts for a person or for a machine.
-///
-/// ```
-/// use tower_api_key::KeyKind;
-/// assert_eq!(KeyKind::User.as_str(), "user");
-/// assert_eq!("system".parse::<KeyKind>().unwrap(), KeyKind::System);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
-pub enum KeyKind {
-    /// User-level: the key acts for a person, identified by a user id.
-    User,
-    /// System-level: machine to machine, identified by a service name.
-    System,
-}
-
-impl KeyKind {
-    /// `"user"` or `"system"`.
-    ///
-    /// ```
-    /// assert_eq!(tower_api_key::KeyKind::System.as_str(), "system");
-    /// ```
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::User => "user",
-            Self::System => "system",
-        }
-    }
-}
-
-impl fmt::Display for KeyKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for KeyKind {
-    type Err = ParseKeyKindError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "user" => Ok(Self::User),
-            "system" => Ok(Self::System),
-            _ => Err(ParseKeyKindError),
-        }
-    }
-}
-
-/// A key kind other than `user` or `system`.
-///
-/// ```
-/// assert!("admin".parse::<tower_api_key::KeyKind>().is_err());
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("key kind must be \"user\" or \"system\"")]
-pub struct ParseKeyKindError;
-
-/// A key's public id: 12 base62 characters, random, unique, safe to log and show.
-///
-/// ```
-/// use tower_api_key::KeyId;
-/// let id: KeyId = "AbCdEf012345".parse().unwrap();
-/// assert_eq!(id.as_str(), "AbCdEf012345");
-/// assert!("short".parse::<KeyId>().is_err());
-/// ```
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct KeyId([u8; ID_LEN]);
-
-impl KeyId {
-    /// A fresh random id from the OS CSPRNG.
-    ///
-    /// ```
-    /// let a = tower_api_key::KeyId::random();
-    /// assert_ne!(a, tower_api_key::KeyId::random());
-    /// ```
-    #[must_use]
-    pub fn random() -> Self {
-        let mut id = [0u8; ID_LEN];
-        fill_base62(&mut id);
-        Self(id)
-    }
-
-    /// Parses an id from bytes: exactly 12 base62 characters.
-    ///
-    /// ```
-    /// assert!(tower_api_key::KeyId::from_bytes(b"AbCdEf012345").is_some());
-    /// assert!(tower_api_key::KeyId::from_bytes(b"AbCdEf01234_").is_none());
-    /// ```
-    #[must_use]
-    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
-        let arr: [u8; ID_LEN] = bytes.try_into().ok()?;
-        arr.iter().all(u8::is_ascii_alphanumeric).then_some(Self(arr))
-    }
-
-    /// The id as text.
-    ///
-    /// ```
-    /// let id = tower_api_key::KeyId::random();
-    /// assert_eq!(id.as_str().len(), 12);
-    /// ```
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        // Invariant: only ASCII alphanumerics are ever stored.
-        std::str::from_utf8(&self.0).unwrap_or_default()
-    }
-}
-
-impl std::hash::Hash for KeyId {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        state.write(&self.0);
-    }
-}
-
-impl fmt::Debug for KeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "KeyId({})", self.as_str())
-    }
-}
-
-impl fmt::Display for KeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for KeyId {
-    type Err = InvalidKeyId;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::from_bytes(s.as_bytes()).ok_or(InvalidKeyId)
-    }
-}
-
-#[cfg(feature = "serde")]
-impl serde::Serialize for KeyId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-#[cfg(feature = "serde")]
-impl<'de> serde::Deserialize<'de> for KeyId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-/// Text that is not a key id (12 base62 characters).
-///
-/// ```
-/// assert!("".parse::<tower_api_key::KeyId>().is_err());
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("a key id is 12 characters from [0-9A-Za-z]")]
-pub struct InvalidKeyId;
-
 /// The prefixes of the crate's key format, one per [`KeyKind`].
 ///
 /// ```
@@ -206,7 +44,7 @@ pub struct InvalidKeyId;
 /// let format = KeyFormat::new()
 ///     .user_prefix("sk-proj")?
 ///     .system_prefix("sk-svcacct")?;
-/// let key = format.generate(KeyKind::System).key;
+/// let key = format.issue(tower_api_key::NewKey::system("billing"), std::time::SystemTime::now()).key;
 /// assert!(key.expose_secret().starts_with("sk-svcacct_"));
 /// # Ok::<(), tower_api_key::ConfigError>(())
 /// ```
@@ -227,7 +65,7 @@ impl Default for KeyFormat {
 /// ```
 /// use tower_api_key::{Classified, KeyFormat, KeyKind};
 /// let f = KeyFormat::new();
-/// let key = f.generate(KeyKind::User).key;
+/// let key = f.issue(tower_api_key::NewKey::user("alice"), std::time::SystemTime::now()).key;
 /// assert!(matches!(f.classify(key.expose_secret().as_bytes()), Classified::Ours(_)));
 /// assert!(matches!(f.classify(b"tak_user_nope"), Classified::Malformed));
 /// assert!(matches!(f.classify(b"ghp_somethingelse"), Classified::Foreign));
@@ -307,22 +145,29 @@ impl KeyFormat {
         }
     }
 
-    /// Mints a new key of `kind`: a random public id and a random secret from the OS CSPRNG.
+    /// Mints a key for `spec`, created at `now`: a random public id and a random secret from the OS CSPRNG.
     ///
-    /// The returned [`GeneratedKey`] holds the only copy of the full key; a store keeps [`GeneratedKey::id`] and
-    /// [`GeneratedKey::digest`].
+    /// The result holds the only copy of the full key ([`IssuedKey::key`]) and the complete record to store
+    /// ([`IssuedKey::record`]: id, SHA-256 of the secret, prefix, kind, owner and the rest of `spec`). Store that
+    /// record as it is and the key authenticates; this is the one way from a new key to a stored record.
+    /// [`crate::KeyManager::issue`] calls it.
+    ///
+    /// An `expires_in` lifetime that would overflow the clock gives a record that never expires; the manager
+    /// refuses such specs before calling this ([`NewKey::validate`]).
     ///
     /// # Panics
     /// Only if the operating system's random number generator fails, which `getrandom` reports as
     /// unrecoverable; no key is ever made from weak randomness.
     ///
     /// ```
-    /// use tower_api_key::{KeyFormat, KeyKind};
-    /// let new = KeyFormat::new().generate(KeyKind::User);
-    /// assert!(new.key.expose_secret().starts_with("tak_user_"));
+    /// use tower_api_key::{KeyFormat, KeyKind, NewKey};
+    /// let issued = KeyFormat::new().issue(NewKey::user("alice"), std::time::SystemTime::now());
+    /// assert!(issued.key.expose_secret().starts_with("tak_user_"));
+    /// assert_eq!(issued.record.kind, KeyKind::User);
     /// ```
     #[must_use]
-    pub fn generate(&self, kind: KeyKind) -> GeneratedKey {
+    pub fn issue(&self, spec: NewKey, now: SystemTime) -> IssuedKey {
+        let kind = spec.kind;
         let id = KeyId::random();
         let mut secret = [0u8; SECRET_LEN];
         fill_base62(&mut secret);
@@ -338,31 +183,14 @@ impl KeyFormat {
         text.extend(encode_checksum(crc).iter().map(|&b| b as char));
         let digest = KeyDigest::of(&secret);
         zeroize::Zeroize::zeroize(&mut secret);
-        GeneratedKey { key: ApiKey::new(text), id, digest, kind }
+        let record = spec.into_record(id, digest, now).with_prefix(prefix);
+        IssuedKey { key: ApiKey::new(text), record }
     }
 
-    /// Parses a key of this format. `Ok(None)` means "not of this format" (no known prefix), so the caller may
-    /// treat it as an opaque key. Never panics, whatever the input.
-    ///
-    /// # Errors
-    /// [`MalformedKey`] when the input starts with one of this format's prefixes but its shape or checksum is wrong.
-    ///
-    /// ```
-    /// use tower_api_key::KeyFormat;
-    /// let f = KeyFormat::new();
-    /// assert!(f.parse(b"some-opaque-key").unwrap().is_none());
-    /// assert!(f.parse(b"tak_user_AAAAAAAAAAAA_000000000000000000000000000000").is_err());
-    /// ```
-    pub fn parse<'a>(&self, key: &'a [u8]) -> Result<Option<ParsedKey<'a>>, MalformedKey> {
-        match self.classify(key) {
-            Classified::Ours(p) => Ok(Some(p)),
-            Classified::Foreign => Ok(None),
-            Classified::Malformed => Err(MalformedKey),
-        }
-    }
-
-    /// Like [`KeyFormat::parse`], as one enum. This is what the layer calls on every request: no allocation, no
-    /// hashing beyond a CRC32 of a few dozen bytes.
+    /// What a presented credential is: a well-formed key of this format ([`Classified::Ours`]), one with a known
+    /// prefix but a bad shape or checksum ([`Classified::Malformed`]), or anything else ([`Classified::Foreign`],
+    /// an opaque key). This is what the layer calls on every request: no allocation, no hashing beyond a CRC32 of a
+    /// few dozen bytes. Never panics, whatever the input.
     ///
     /// ```
     /// use tower_api_key::{Classified, KeyFormat};
@@ -435,9 +263,9 @@ fn validate_prefix(prefix: &str) -> Result<(), ConfigError> {
 /// ```
 /// use tower_api_key::{KeyFormat, KeyKind};
 /// let f = KeyFormat::new();
-/// let new = f.generate(KeyKind::System);
-/// let parsed = f.parse(new.key.expose_secret().as_bytes()).unwrap().unwrap();
-/// assert_eq!(parsed.secret_digest(), new.digest);
+/// let new = f.issue(tower_api_key::NewKey::new(KeyKind::System, "o"), std::time::SystemTime::now());
+/// let tower_api_key::Classified::Ours(parsed) = f.classify(new.key.expose_secret().as_bytes()) else { unreachable!() };
+/// assert_eq!(parsed.secret_digest(), new.record.digest);
 /// ```
 #[derive(Clone, Copy)]
 pub struct ParsedKey<'a> {
@@ -451,8 +279,8 @@ impl ParsedKey<'_> {
     ///
     /// ```
     /// # use tower_api_key::{KeyFormat, KeyKind};
-    /// # let f = KeyFormat::new(); let new = f.generate(KeyKind::User);
-    /// let parsed = f.parse(new.key.expose_secret().as_bytes()).unwrap().unwrap();
+    /// # let f = KeyFormat::new(); let new = f.issue(tower_api_key::NewKey::new(KeyKind::User, "o"), std::time::SystemTime::now());
+    /// let tower_api_key::Classified::Ours(parsed) = f.classify(new.key.expose_secret().as_bytes()) else { unreachable!() };
     /// assert_eq!(parsed.kind(), KeyKind::User);
     /// ```
     #[must_use]
@@ -464,9 +292,9 @@ impl ParsedKey<'_> {
     ///
     /// ```
     /// # use tower_api_key::{KeyFormat, KeyKind};
-    /// # let f = KeyFormat::new(); let new = f.generate(KeyKind::User);
-    /// let parsed = f.parse(new.key.expose_secret().as_bytes()).unwrap().unwrap();
-    /// assert_eq!(parsed.id(), &new.id);
+    /// # let f = KeyFormat::new(); let new = f.issue(tower_api_key::NewKey::new(KeyKind::User, "o"), std::time::SystemTime::now());
+    /// let tower_api_key::Classified::Ours(parsed) = f.classify(new.key.expose_secret().as_bytes()) else { unreachable!() };
+    /// assert_eq!(parsed.id(), &new.record.id);
     /// ```
     #[must_use]
     pub fn id(&self) -> &KeyId {
@@ -477,9 +305,9 @@ impl ParsedKey<'_> {
     ///
     /// ```
     /// # use tower_api_key::{KeyFormat, KeyKind};
-    /// # let f = KeyFormat::new(); let new = f.generate(KeyKind::User);
-    /// let parsed = f.parse(new.key.expose_secret().as_bytes()).unwrap().unwrap();
-    /// assert_eq!(parsed.secret_digest(), new.digest);
+    /// # let f = KeyFormat::new(); let new = f.issue(tower_api_key::NewKey::new(KeyKind::User, "o"), std::time::SystemTime::now());
+    /// let tower_api_key::Classified::Ours(parsed) = f.classify(new.key.expose_secret().as_bytes()) else { unreachable!() };
+    /// assert_eq!(parsed.secret_digest(), new.record.digest);
     /// ```
     #[must_use]
     pub fn secret_digest(&self) -> KeyDigest {
@@ -495,57 +323,6 @@ impl fmt::Debug for ParsedKey<'_> {
             .field("secret", &"<redacted>")
             .finish()
     }
-}
-
-/// A key that starts with a known prefix but whose shape or checksum is wrong.
-///
-/// ```
-/// let e = tower_api_key::KeyFormat::new().parse(b"tak_user_x").unwrap_err();
-/// assert_eq!(e.to_string(), "malformed API key (bad shape or checksum)");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("malformed API key (bad shape or checksum)")]
-pub struct MalformedKey;
-
-/// A freshly minted key: the full key (shown once) and what the store keeps.
-///
-/// ```
-/// let new = tower_api_key::KeyFormat::new().generate(tower_api_key::KeyKind::User);
-/// assert!(!format!("{new:?}").contains(new.key.expose_secret()));
-/// ```
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct GeneratedKey {
-    /// The full key. The only copy: hand it to its owner and drop it.
-    pub key: ApiKey,
-    /// The public id.
-    pub id: KeyId,
-    /// SHA-256 of the secret part.
-    pub digest: KeyDigest,
-    /// The kind, as named by the prefix.
-    pub kind: KeyKind,
-}
-
-fn fill_base62(out: &mut [u8]) {
-    // Rejection sampling: bytes below 248 (= 4 × 62) map uniformly onto the alphabet.
-    let mut pool = [0u8; 64];
-    let mut used = pool.len();
-    for slot in out.iter_mut() {
-        loop {
-            if used == pool.len() {
-                #[allow(clippy::expect_used)]
-                getrandom::fill(&mut pool).expect("the operating system's random number generator failed");
-                used = 0;
-            }
-            let b = pool[used];
-            used += 1;
-            if b < 248 {
-                *slot = BASE62[usize::from(b % 62)];
-                break;
-            }
-        }
-    }
-    zeroize::Zeroize::zeroize(&mut pool);
 }
 
 fn encode_checksum(mut n: u32) -> [u8; CHECKSUM_LEN] {
@@ -576,24 +353,31 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn ours<'a>(f: &KeyFormat, key: &'a [u8]) -> ParsedKey<'a> {
+        match f.classify(key) {
+            Classified::Ours(p) => p,
+            other => panic!("not ours: {other:?}"),
+        }
+    }
+
     #[test]
     fn generated_keys_round_trip() {
         let f = KeyFormat::new();
         for kind in [KeyKind::User, KeyKind::System] {
-            let new = f.generate(kind);
+            let new = f.issue(NewKey::new(kind, "o"), SystemTime::now());
             let text = new.key.expose_secret();
             assert!(text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
-            let p = f.parse(text.as_bytes()).unwrap().unwrap();
+            let p = ours(&f, text.as_bytes());
             assert_eq!(p.kind(), kind);
-            assert_eq!(p.id(), &new.id);
-            assert_eq!(p.secret_digest(), new.digest);
+            assert_eq!(p.id(), &new.record.id);
+            assert_eq!(p.secret_digest(), new.record.digest);
         }
     }
 
     #[test]
     fn any_single_character_change_is_caught() {
         let f = KeyFormat::new();
-        let new = f.generate(KeyKind::User);
+        let new = f.issue(NewKey::new(KeyKind::User, "o"), std::time::SystemTime::now());
         let text = new.key.expose_secret().as_bytes().to_vec();
         let start = f.prefix(KeyKind::User).len() + 1;
         for i in start..text.len() {
@@ -609,11 +393,11 @@ mod tests {
     #[test]
     fn prefixes_that_nest_are_told_apart() {
         let f = KeyFormat::new().user_prefix("sk").unwrap().system_prefix("sk_live").unwrap();
-        let sys = f.generate(KeyKind::System);
-        let p = f.parse(sys.key.expose_secret().as_bytes()).unwrap().unwrap();
+        let sys = f.issue(NewKey::new(KeyKind::System, "o"), std::time::SystemTime::now());
+        let p = ours(&f, sys.key.expose_secret().as_bytes());
         assert_eq!(p.kind(), KeyKind::System);
-        let user = f.generate(KeyKind::User);
-        assert_eq!(f.parse(user.key.expose_secret().as_bytes()).unwrap().unwrap().kind(), KeyKind::User);
+        let user = f.issue(NewKey::new(KeyKind::User, "o"), std::time::SystemTime::now());
+        assert_eq!(ours(&f, user.key.expose_secret().as_bytes()).kind(), KeyKind::User);
     }
 
     #[test]
@@ -638,7 +422,7 @@ mod tests {
     #[test]
     fn documented_regex_shape_matches() {
         let f = KeyFormat::new();
-        let k = f.generate(KeyKind::System);
+        let k = f.issue(NewKey::new(KeyKind::System, "o"), std::time::SystemTime::now());
         let text = k.key.expose_secret();
         let rest = text.strip_prefix("tak_sys_").unwrap();
         let (id, tail) = rest.split_once('_').unwrap();
@@ -663,9 +447,9 @@ mod tests {
         #[test]
         fn round_trip_with_any_valid_prefix(prefix in "[a-z][a-z0-9_-]{0,20}[a-z0-9]") {
             let Ok(f) = KeyFormat::new().user_prefix(&prefix) else { return Ok(()) };
-            let new = f.generate(KeyKind::User);
-            let parsed = f.parse(new.key.expose_secret().as_bytes()).unwrap().unwrap();
-            prop_assert_eq!(parsed.id(), &new.id);
+            let new = f.issue(NewKey::new(KeyKind::User, "o"), std::time::SystemTime::now());
+            let parsed = ours(&f, new.key.expose_secret().as_bytes());
+            prop_assert_eq!(parsed.id(), &new.record.id);
             prop_assert_eq!(parsed.kind(), KeyKind::User);
         }
     }

@@ -1,64 +1,50 @@
-//! [`ApiKeyLayer`]: configuration and the `tower::Layer` that wraps a service in [`ApiKeyAuth`].
+//! The layer and its request pipeline: [`ApiKeyLayer`] (configuration, the `tower::Layer`) makes [`ApiKeyAuth`]
+//! (the service), which runs the pipeline for every request.
+//!
+//! | file | step |
+//! |---|---|
+//! | `extract` | 1. read the credential from the headers, in priority order |
+//! | `pipeline` | 2. pre-check, 3. look up, 4. verify, 5. authorize, 6. inject or 7. reject |
+//! | `limiter` | 5. the per-key rate limit |
+//! | `timeout` | the bound on a store lookup (fail closed) |
+//! | `service`, `future` | the tower `Service` and its response future |
+//! | `transport` | the HTTPS check, before anything else |
+//! | `usage`, `report`, `deprecation` | after the verdict: usage counts, logs, deprecation headers |
+
+pub(crate) mod deprecation;
+pub mod extract;
+mod future;
+#[cfg(feature = "rate-limit")]
+mod limiter;
+mod pipeline;
+mod report;
+mod service;
+mod timeout;
+pub mod transport;
+mod usage;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tower_layer::Layer;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::ConfigError;
 use crate::events::AuthEventSink;
-use crate::extract::{Extractor, validate_scheme};
-use crate::format::KeyFormat;
-use crate::reject::{Challenges, DefaultRejection};
-use crate::service::ApiKeyAuth;
+use crate::key::KeyFormat;
+use crate::reject::{Challenges, DEFAULT_REALM, DefaultRejection};
 use crate::store::KeyStore;
-use crate::transport::HttpsPolicy;
-use crate::usage::UsageTracker;
-
-/// Default store timeout.
-pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
-/// Default realm in `WWW-Authenticate`.
-pub const DEFAULT_REALM: &str = "api";
-
-#[derive(Clone)]
-pub(crate) struct Config {
-    pub(crate) store: Arc<dyn KeyStore>,
-    pub(crate) extractor: Extractor,
-    pub(crate) format: KeyFormat,
-    pub(crate) accept_opaque: bool,
-    pub(crate) challenges: Arc<Challenges>,
-    pub(crate) store_timeout: Duration,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) events: Option<Arc<dyn AuthEventSink>>,
-    pub(crate) usage: Option<UsageTracker>,
-    pub(crate) optional: bool,
-    pub(crate) pass_foreign_bearer: bool,
-    pub(crate) strip_credentials: bool,
-    pub(crate) allow_preflight: bool,
-    pub(crate) https: Option<HttpsPolicy>,
-    #[cfg(feature = "rate-limit")]
-    pub(crate) rate_limiter: Option<crate::rate_limit::KeyRateLimiter>,
-}
-
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("store", &self.store)
-            .field("extractor", &self.extractor)
-            .field("format", &self.format)
-            .field("accept_opaque", &self.accept_opaque)
-            .field("realm", &self.challenges.realm)
-            .field("store_timeout", &self.store_timeout)
-            .field("optional", &self.optional)
-            .field("pass_foreign_bearer", &self.pass_foreign_bearer)
-            .field("strip_credentials", &self.strip_credentials)
-            .field("allow_preflight", &self.allow_preflight)
-            .field("https", &self.https)
-            .finish_non_exhaustive()
-    }
-}
+use deprecation::Deprecation;
+use extract::{Extractor, validate_scheme};
+pub use future::ResponseFuture;
+use pipeline::Config;
+pub use pipeline::DEFAULT_STORE_TIMEOUT;
+pub use report::DEFAULT_LOG_PERIOD;
+use report::Report;
+pub use service::ApiKeyAuth;
+use transport::HttpsPolicy;
+pub use usage::{DEFAULT_MAX_PENDING_KEYS, UsageTracker};
 
 /// The API key authentication layer. Wrap a service (an axum `Router`, a hyper service, a tonic server) and every
 /// request must carry a valid key; the handler receives the [`crate::Principal`] in the request extensions.
@@ -130,6 +116,8 @@ impl ApiKeyLayer {
                 strip_credentials: false,
                 allow_preflight: false,
                 https: None,
+                deprecation: None,
+                report: Arc::new(Report::new(DEFAULT_LOG_PERIOD)),
                 #[cfg(feature = "rate-limit")]
                 rate_limiter: None,
             }),
@@ -247,9 +235,10 @@ impl<R> ApiKeyLayer<R> {
     /// offline (shape, CRC32) and looked up by id; all other keys are opaque.
     ///
     /// ```
-    /// use tower_api_key::{ApiKeyLayer, KeyFormat, MemoryStore};
+    /// use tower_api_key::{ApiKeyLayer, KeyFormat, KeyManager, MemoryStore};
     /// let format = KeyFormat::new().user_prefix("acme_user")?;
-    /// let store = MemoryStore::new().with_format(format.clone());
+    /// let store = MemoryStore::new();
+    /// let keys = KeyManager::new(store.clone()).key_format(format.clone()); // issues acme_user_… keys
     /// let layer = ApiKeyLayer::new(store).key_format(format);
     /// # Ok::<(), tower_api_key::ConfigError>(())
     /// ```
@@ -278,11 +267,11 @@ impl<R> ApiKeyLayer<R> {
         self.edit(|c| c.store_timeout = timeout)
     }
 
-    /// The clock used for expiry checks (tests use [`crate::ManualClock`]).
+    /// The clock used for expiry checks (tests use `ManualClock`, feature `test-util`).
     ///
     /// ```
-    /// let clock = tower_api_key::ManualClock::new(std::time::SystemTime::now());
-    /// let layer = tower_api_key::ApiKeyLayer::new(tower_api_key::MemoryStore::new()).clock(clock);
+    /// use tower_api_key::{ApiKeyLayer, MemoryStore, SystemClock};
+    /// let layer = ApiKeyLayer::new(MemoryStore::new()).clock(SystemClock);
     /// ```
     pub fn clock(self, clock: impl Clock) -> Self {
         self.edit(|c| c.clock = Arc::new(clock))
@@ -374,8 +363,50 @@ impl<R> ApiKeyLayer<R> {
     #[cfg(feature = "rate-limit")]
     #[cfg_attr(docsrs, doc(cfg(feature = "rate-limit")))]
     pub fn rate_limit(self, default: Option<crate::RateLimit>) -> Self {
-        let limiter = crate::rate_limit::KeyRateLimiter::new(default);
+        let limiter = limiter::KeyRateLimiter::new(default);
         self.edit(|c| c.rate_limiter = Some(limiter))
+    }
+
+    /// Answers requests that sent their key in the deprecated `X-API-Key` header with RFC 9745 headers, so their
+    /// clients learn to move on: `Deprecation: @<since, as seconds since the epoch>` and, with `link`,
+    /// `Link: <link>; rel="deprecation"` pointing at what to do instead. Other requests are untouched.
+    ///
+    /// # Errors
+    /// [`ConfigError::InvalidLink`] for a link that cannot go in the header; [`ConfigError::OutOfRange`] for a
+    /// date before 1970.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use tower_api_key::{ApiKeyLayer, MemoryStore};
+    /// let since = UNIX_EPOCH + Duration::from_secs(1_735_689_600); // 2025-01-01
+    /// let layer = ApiKeyLayer::new(MemoryStore::new())
+    ///     .deprecate_x_api_key(since, Some("https://example.com/docs/auth"))?;
+    /// # Ok::<(), tower_api_key::ConfigError>(())
+    /// ```
+    pub fn deprecate_x_api_key(self, since: SystemTime, link: Option<&str>) -> Result<Self, ConfigError> {
+        let deprecation = Arc::new(Deprecation::new(since, link)?);
+        Ok(self.edit(|c| c.deprecation = Some(deprecation)))
+    }
+
+    /// How often the layer may write its info-level summary of rejections (counts per reason) and an error line
+    /// for a failing store (default [`DEFAULT_LOG_PERIOD`], one minute). Each rejection is logged at debug level;
+    /// at info and above, a flood of bad requests writes at most one line per period.
+    ///
+    /// # Errors
+    /// [`ConfigError::OutOfRange`] unless 1 s ≤ `period` ≤ 1 day.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let layer = tower_api_key::ApiKeyLayer::new(tower_api_key::MemoryStore::new())
+    ///     .log_period(Duration::from_secs(300))?;
+    /// # Ok::<(), tower_api_key::ConfigError>(())
+    /// ```
+    pub fn log_period(self, period: Duration) -> Result<Self, ConfigError> {
+        if !(Duration::from_secs(1)..=Duration::from_secs(86_400)).contains(&period) {
+            return Err(ConfigError::OutOfRange("log_period must be between 1 second and 1 day"));
+        }
+        let report = Arc::new(Report::new(period));
+        Ok(self.edit(|c| c.report = report))
     }
 
     /// Replaces the rejection response. Any `Fn(&Rejection) -> Response<B>` closure works.
@@ -402,7 +433,7 @@ impl<S, R: Clone> Layer<S> for ApiKeyLayer<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::MemoryStore;
+    use crate::store::MemoryStore;
 
     #[test]
     fn configuration_errors_are_typed() {

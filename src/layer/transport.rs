@@ -4,12 +4,16 @@
 //! [`crate::ApiKeyLayer::require_https`] the layer rejects requests that did not arrive over HTTPS (403, gRPC 7)
 //! before looking at any credential.
 //!
-//! How the layer knows a request came over TLS:
-//! * the request URI's scheme is `https` (HTTP/2 `:scheme`, absolute-form URIs);
-//! * or the request carries the [`Secure`] extension, which your TLS acceptor inserts;
+//! How the layer knows a request came over TLS, from what the server knows and never from what the client says:
+//! * the request carries the [`Secure`] extension, which your TLS acceptor inserts on every request of a TLS
+//!   connection (for example with `tower_http::add_extension::AddExtensionLayer::new(Secure)` on the service you
+//!   hand to the TLS accept loop);
 //! * or, only with [`HttpsPolicy::behind_proxy`], the nearest proxy said so: the last `X-Forwarded-Proto` value is
 //!   `https`, or the last `Forwarded` element has `proto=https`. Trust these headers only when a proxy you run
 //!   sets them, since a client can send them too.
+//!
+//! The request URI's scheme does **not** count: on a cleartext connection the client chooses it (an HTTP/2
+//! `:scheme: https` pseudo-header, an HTTP/1.1 absolute-form `https://…` target).
 
 use http::Request;
 use http::header::HeaderName;
@@ -18,7 +22,8 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
 /// Marks a request as received over TLS. Insert it in your TLS accept loop (for example with
-/// `tower_http::add_extension::AddExtensionLayer`) when the request URI carries no scheme.
+/// `tower_http::add_extension::AddExtensionLayer`): it is the only proof of TLS that [`HttpsPolicy::direct`]
+/// accepts.
 ///
 /// ```
 /// let mut req = http::Request::new(());
@@ -41,7 +46,7 @@ pub struct HttpsPolicy {
 }
 
 impl HttpsPolicy {
-    /// Only the URI scheme and the [`Secure`] extension count; proxy headers are ignored.
+    /// Only the [`Secure`] extension counts; proxy headers and the URI scheme are ignored.
     ///
     /// ```
     /// let p = tower_api_key::HttpsPolicy::direct();
@@ -64,8 +69,12 @@ impl HttpsPolicy {
     /// Whether `req` counts as having arrived over HTTPS.
     ///
     /// ```
-    /// use tower_api_key::HttpsPolicy;
+    /// use tower_api_key::{HttpsPolicy, Secure};
+    /// // The client picks the URI scheme, even on a cleartext connection: it proves nothing.
     /// let req = http::Request::get("https://api.example/x").body(()).unwrap();
+    /// assert!(!HttpsPolicy::direct().is_secure(&req));
+    /// let mut req = http::Request::get("/x").body(()).unwrap();
+    /// req.extensions_mut().insert(Secure); // inserted by the TLS acceptor
     /// assert!(HttpsPolicy::direct().is_secure(&req));
     /// let req = http::Request::get("/x").header("x-forwarded-proto", "https").body(()).unwrap();
     /// assert!(!HttpsPolicy::direct().is_secure(&req));
@@ -73,9 +82,6 @@ impl HttpsPolicy {
     /// ```
     #[must_use]
     pub fn is_secure<B>(&self, req: &Request<B>) -> bool {
-        if req.uri().scheme_str().is_some_and(|s| s.eq_ignore_ascii_case("https")) {
-            return true;
-        }
         if req.extensions().get::<Secure>().is_some() {
             return true;
         }
@@ -129,6 +135,15 @@ mod tests {
         for (headers, want) in rows {
             assert_eq!(HttpsPolicy::behind_proxy().is_secure(&req(headers)), *want, "{headers:?}");
             assert!(!HttpsPolicy::direct().is_secure(&req(headers)), "{headers:?}");
+        }
+    }
+
+    #[test]
+    fn the_uri_scheme_proves_nothing() {
+        for uri in ["https://api.example/x", "HTTPS://api.example/x"] {
+            let r = Request::get(uri).body(()).unwrap();
+            assert!(!HttpsPolicy::direct().is_secure(&r), "{uri}");
+            assert!(!HttpsPolicy::behind_proxy().is_secure(&r), "{uri}");
         }
     }
 

@@ -13,8 +13,7 @@ use std::time::Duration;
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 
-use crate::format::KeyId;
-use crate::record::RateLimit;
+use crate::key::{KeyId, RateLimit};
 use crate::reject::RateLimitInfo;
 
 /// How many checks between two sweeps of idle keys.

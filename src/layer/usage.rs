@@ -10,9 +10,8 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use crate::format::KeyId;
-use crate::manage::{KeyManager, Usage};
-use crate::secret::RandomKeyHasher;
+use crate::key::{KeyId, RandomKeyHasher};
+use crate::store::{KeyStore, Usage};
 
 /// Default bound on distinct keys held between flushes.
 pub const DEFAULT_MAX_PENDING_KEYS: usize = 100_000;
@@ -21,12 +20,12 @@ struct Inner {
     pending: Mutex<HashMap<KeyId, (u64, SystemTime), RandomKeyHasher>>,
     max_keys: usize,
     dropped: AtomicU64,
-    sink: Arc<dyn KeyManager>,
+    sink: Arc<dyn KeyStore>,
     stop: Notify,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
-/// Batches key usage and flushes it to a [`KeyManager`] every `interval` and on [`UsageTracker::shutdown`].
+/// Batches key usage and flushes it to a [`KeyStore`] ([`KeyStore::record_usage`]) every `interval` and on [`UsageTracker::shutdown`].
 ///
 /// Recording is a short lock and a map update; memory is bounded by the number of distinct keys between flushes
 /// ([`DEFAULT_MAX_PENDING_KEYS`]; uses of further keys are counted in [`UsageTracker::dropped`] and skipped).
@@ -34,7 +33,7 @@ struct Inner {
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::time::Duration;
-/// use tower_api_key::{KeyManager, MemoryStore, NewKey, UsageTracker};
+/// use tower_api_key::{KeyStore, MemoryStore, NewKey, UsageTracker};
 ///
 /// let store = MemoryStore::new();
 /// let issued = store.add(NewKey::user("alice"))?;
@@ -67,7 +66,7 @@ impl UsageTracker {
     /// # t.shutdown().await; }
     /// ```
     #[must_use]
-    pub fn spawn(store: impl KeyManager, interval: Duration) -> Self {
+    pub fn spawn(store: impl KeyStore, interval: Duration) -> Self {
         Self::spawn_with_capacity(store, interval, DEFAULT_MAX_PENDING_KEYS)
     }
 
@@ -80,7 +79,7 @@ impl UsageTracker {
     /// # t.shutdown().await; }
     /// ```
     #[must_use]
-    pub fn spawn_with_capacity(store: impl KeyManager, interval: Duration, max_keys: usize) -> Self {
+    pub fn spawn_with_capacity(store: impl KeyStore, interval: Duration, max_keys: usize) -> Self {
         let tracker = Self {
             inner: Arc::new(Inner {
                 pending: Mutex::new(HashMap::default()),

@@ -5,8 +5,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use std::sync::Arc;
+
 use http::Response;
 use pin_project_lite::pin_project;
+
+use super::deprecation::Deprecation;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -24,6 +28,7 @@ pin_project! {
     enum Kind<F, B, E> {
         Ready { response: Option<Response<B>> },
         Inner { #[pin] future: F },
+        Deprecated { #[pin] future: F, headers: Arc<Deprecation> },
         Boxed { future: BoxFuture<Result<Response<B>, E>> },
     }
 }
@@ -35,6 +40,11 @@ impl<F, B, E> ResponseFuture<F, B, E> {
 
     pub(crate) fn inner(future: F) -> Self {
         Self { kind: Kind::Inner { future } }
+    }
+
+    /// The inner service's future, whose response gets the deprecation headers.
+    pub(crate) fn deprecated(future: F, headers: Arc<Deprecation>) -> Self {
+        Self { kind: Kind::Deprecated { future, headers } }
     }
 
     pub(crate) fn boxed(future: impl Future<Output = Result<Response<B>, E>> + Send + 'static) -> Self {
@@ -55,6 +65,10 @@ where
                 None => Poll::Pending, // polled after completion: never resolves again
             },
             KindProj::Inner { future } => future.poll(cx),
+            KindProj::Deprecated { future, headers } => future.poll(cx).map_ok(|mut res| {
+                headers.apply(res.headers_mut());
+                res
+            }),
             KindProj::Boxed { future } => future.as_mut().poll(cx),
         }
     }
@@ -64,7 +78,7 @@ impl<F, B, E> fmt::Debug for ResponseFuture<F, B, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.kind {
             Kind::Ready { .. } => "ready",
-            Kind::Inner { .. } => "inner",
+            Kind::Inner { .. } | Kind::Deprecated { .. } => "inner",
             Kind::Boxed { .. } => "waiting for store",
         };
         f.debug_struct("ResponseFuture").field("state", &state).finish()

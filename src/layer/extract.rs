@@ -14,10 +14,11 @@
 //! `Authorization` values with other schemes (`Basic …`) are ignored.
 
 use http::HeaderValue;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName};
+use http::header::{AUTHORIZATION, HeaderMap, HeaderName};
 use subtle::ConstantTimeEq;
 
 use crate::error::ConfigError;
+use crate::principal::CredentialSource;
 use crate::reject::RejectReason;
 
 /// The `API-Key` header.
@@ -27,41 +28,6 @@ pub static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
 /// Default maximum key length, in bytes.
 pub const DEFAULT_MAX_KEY_LEN: usize = 256;
-
-/// Where a credential came from.
-///
-/// ```
-/// assert_eq!(tower_api_key::CredentialSource::Bearer.as_str(), "bearer");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum CredentialSource {
-    /// `Authorization: Bearer`.
-    Bearer,
-    /// `Authorization: <custom scheme>`.
-    Scheme,
-    /// `API-Key` header.
-    ApiKeyHeader,
-    /// `X-API-Key` header (deprecated).
-    XApiKeyHeader,
-}
-
-impl CredentialSource {
-    /// `bearer`, `scheme`, `api-key` or `x-api-key`.
-    ///
-    /// ```
-    /// assert_eq!(tower_api_key::CredentialSource::XApiKeyHeader.as_str(), "x-api-key");
-    /// ```
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Bearer => "bearer",
-            Self::Scheme => "scheme",
-            Self::ApiKeyHeader => "api-key",
-            Self::XApiKeyHeader => "x-api-key",
-        }
-    }
-}
 
 /// A credential found in the headers: where from, and its bytes (borrowed; never copied, never logged).
 #[derive(Clone, Copy)]
@@ -250,22 +216,19 @@ impl Extractor {
     }
 }
 
-/// What one pass over the request headers found: the first value of each credential header and of `content-type`,
-/// and whether a credential header came more than once.
+/// What one pass over the request headers found: the first value of each credential header, and whether one came
+/// more than once.
 #[derive(Default)]
 pub(crate) struct Scanned<'a> {
     authorization: Option<&'a HeaderValue>,
     api_key: Option<&'a HeaderValue>,
     x_api_key: Option<&'a HeaderValue>,
-    /// The first `content-type` value (for the gRPC form of a rejection).
-    pub(crate) content_type: Option<&'a HeaderValue>,
     /// A credential header came twice: [`Extractor::extract_general`] merges the duplicates.
     pub(crate) repeated: bool,
 }
 
 /// One pass over the headers: marks every credential header value sensitive (HPACK never-index, redacted `Debug`)
-/// and notes where the credential headers and `content-type` are, in place of a hashed lookup per name. No
-/// allocation.
+/// and notes where the credential headers are, in place of a hashed lookup per name. No allocation.
 pub(crate) fn scan(headers: &mut HeaderMap) -> Scanned<'_> {
     let mut found = Scanned::default();
     for (name, value) in headers.iter_mut() {
@@ -276,9 +239,6 @@ pub(crate) fn scan(headers: &mut HeaderMap) -> Scanned<'_> {
         } else if *name == X_API_KEY {
             &mut found.x_api_key
         } else {
-            if *name == CONTENT_TYPE && found.content_type.is_none() {
-                found.content_type = Some(value);
-            }
             continue;
         };
         value.set_sensitive(true);

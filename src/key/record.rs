@@ -3,37 +3,68 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::num::NonZeroU32;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
+use super::id::{KeyId, KeyKind};
+use super::rate_limit::RateLimit;
+use super::scopes::Scopes;
+use super::secret::KeyDigest;
 use crate::error::ConfigError;
-use crate::format::{KeyId, KeyKind};
-use crate::secret::KeyDigest;
 
 /// A stored key: public id, SHA-256 digest of the secret, owner, scopes, lifecycle times, limits and metadata.
 ///
-/// Build one with [`KeyRecord::new`] and the `with_*` methods; stores read and write the public fields.
+/// Three ways to get one, each for its own job:
+/// * a new key of the crate's format: [`crate::KeyFormat::issue`] (or [`crate::KeyManager::issue`], which calls it
+///   and stores the result) gives the complete record, prefix included;
+/// * by hand, for an opaque key or a test: [`KeyRecord::new`] and the `with_*` methods;
+/// * from a database row: a struct literal. Every field is public and the struct is exhaustive, so a store that
+///   forgets to map a field does not compile.
 ///
 /// ```
-/// use tower_api_key::{KeyDigest, KeyId, KeyKind, KeyRecord};
+/// use std::time::{Duration, SystemTime, UNIX_EPOCH};
+/// use tower_api_key::{KeyDigest, KeyId, KeyKind, KeyRecord, RateLimit, Scopes};
 ///
+/// // By hand: an opaque key from another system, looked up by the digest of the whole key.
 /// let record = KeyRecord::new(KeyId::random(), KeyDigest::of(b"legacy-key"), KeyKind::User, "alice")
 ///     .with_name("laptop")
 ///     .with_scopes(["read", "write"])?;
-/// assert_eq!(record.owner, "alice");
 /// assert!(record.scopes.allows("write"));
-/// # Ok::<(), tower_api_key::ConfigError>(())
+///
+/// // From a row (here, the columns as plain values): every field named.
+/// # let (id, digest_hex, prefix, kind, owner, name, scopes, created, expires, revoked, last_used, uses, enabled,
+/// #     limit, rotated_to) = ("AbCdEf012345", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+/// #     Some("tak_user"), "user", "alice", "laptop", vec!["read"], 1_700_000_000u64, Some(1_800_000_000u64),
+/// #     None::<u64>, None::<u64>, 0i64, true, Some((100u32, 60u64)), None::<&str>);
+/// let at = |secs: u64| UNIX_EPOCH + Duration::from_secs(secs);
+/// let record = KeyRecord {
+///     id: id.parse()?,
+///     digest: KeyDigest::from_hex(digest_hex)?,
+///     prefix: prefix.map(str::to_owned),
+///     kind: kind.parse()?,
+///     owner: owner.into(),
+///     name: name.into(),
+///     scopes: Scopes::new(scopes)?,
+///     created_at: at(created),
+///     expires_at: expires.map(at),
+///     revoked_at: revoked.map(at),
+///     last_used_at: last_used.map(at),
+///     usage_count: u64::try_from(uses)?,
+///     enabled,
+///     rate_limit: limit.and_then(|(n, s)| RateLimit::new(n, Duration::from_secs(s))),
+///     metadata: Default::default(),
+///     rotated_to: rotated_to.map(str::parse).transpose()?,
+/// };
+/// assert_eq!(record.display_id(), "tak_user_AbCdEf012345");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
-#[non_exhaustive]
 pub struct KeyRecord {
     /// Public id: the middle part of a key of the crate's format; assigned at import for opaque keys.
     pub id: KeyId,
     /// SHA-256 of the secret part (crate format) or of the whole key (opaque keys).
-    #[cfg_attr(feature = "serde", serde(with = "crate::serde_util::digest"))]
+    #[cfg_attr(feature = "serde", serde(with = "crate::key::serde_util::digest"))]
     pub digest: KeyDigest,
     /// User-level or system-level.
     pub kind: KeyKind,
@@ -49,22 +80,22 @@ pub struct KeyRecord {
     #[cfg_attr(feature = "serde", serde(default))]
     pub scopes: Scopes,
     /// When the key was issued or imported.
-    #[cfg_attr(feature = "serde", serde(default = "SystemTime::now", with = "crate::serde_util::time"))]
+    #[cfg_attr(feature = "serde", serde(default = "SystemTime::now", with = "crate::key::serde_util::time"))]
     pub created_at: SystemTime,
     /// When the key stops working, if ever.
-    #[cfg_attr(feature = "serde", serde(default, with = "crate::serde_util::opt_time"))]
+    #[cfg_attr(feature = "serde", serde(default, with = "crate::key::serde_util::opt_time"))]
     pub expires_at: Option<SystemTime>,
     /// When the key was revoked; a revoked key never works again.
-    #[cfg_attr(feature = "serde", serde(default, with = "crate::serde_util::opt_time"))]
+    #[cfg_attr(feature = "serde", serde(default, with = "crate::key::serde_util::opt_time"))]
     pub revoked_at: Option<SystemTime>,
     /// Last successful use, as recorded by usage tracking.
-    #[cfg_attr(feature = "serde", serde(default, with = "crate::serde_util::opt_time"))]
+    #[cfg_attr(feature = "serde", serde(default, with = "crate::key::serde_util::opt_time"))]
     pub last_used_at: Option<SystemTime>,
     /// Successful uses, as recorded by usage tracking.
     #[cfg_attr(feature = "serde", serde(default))]
     pub usage_count: u64,
     /// A disabled key is rejected until enabled again (unlike revocation, this can be undone).
-    #[cfg_attr(feature = "serde", serde(default = "crate::serde_util::yes"))]
+    #[cfg_attr(feature = "serde", serde(default = "crate::key::serde_util::yes"))]
     pub enabled: bool,
     /// Per-key rate limit; `None` uses the layer's default, if any.
     #[cfg_attr(feature = "serde", serde(default))]
@@ -167,17 +198,18 @@ impl KeyRecord {
         self
     }
 
-    /// Sets the expiry.
+    /// Sets the expiry: a time, or `None` for none (as [`crate::NewKey::expires_at`] takes a time).
     ///
     /// ```
     /// # use tower_api_key::*;
     /// let r = KeyRecord::new(KeyId::random(), KeyDigest::of(b"k"), KeyKind::User, "u")
-    ///     .with_expires_at(Some(std::time::UNIX_EPOCH));
+    ///     .with_expires_at(std::time::UNIX_EPOCH);
     /// assert_eq!(r.status_at(std::time::SystemTime::now()), KeyStatus::Expired);
+    /// assert_eq!(r.with_expires_at(None).expires_at, None);
     /// ```
     #[must_use]
-    pub fn with_expires_at(mut self, at: Option<SystemTime>) -> Self {
-        self.expires_at = at;
+    pub fn with_expires_at(mut self, at: impl Into<Option<SystemTime>>) -> Self {
+        self.expires_at = at.into();
         self
     }
 
@@ -319,188 +351,10 @@ impl KeyStatus {
     }
 }
 
-/// A set of granted scopes, such as `["keys:read", "billing:*"]`.
-///
-/// A granted scope ending in `*` covers every scope that starts with what comes before it: `keys:*` allows
-/// `keys:read` and `keys:admin`, and `*` allows everything.
-///
-/// ```
-/// use tower_api_key::Scopes;
-/// let s = Scopes::new(["keys:*", "read"])?;
-/// assert!(s.allows("keys:admin") && s.allows("read"));
-/// assert!(!s.allows("write") && !s.allows("keysX"));
-/// # Ok::<(), tower_api_key::ConfigError>(())
-/// ```
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Scopes(Arc<[Box<str>]>);
-
-impl Scopes {
-    /// Validates and collects scopes (RFC 6749 `scope-token` characters). Duplicates are dropped.
-    ///
-    /// # Errors
-    /// [`ConfigError::InvalidScope`] for an empty scope or one with spaces, `"` or `\`.
-    ///
-    /// ```
-    /// assert!(tower_api_key::Scopes::new(["has space"]).is_err());
-    /// ```
-    pub fn new<I, T>(scopes: I) -> Result<Self, ConfigError>
-    where
-        I: IntoIterator<Item = T>,
-        T: AsRef<str>,
-    {
-        let mut out: Vec<Box<str>> = Vec::new();
-        for s in scopes {
-            let s = s.as_ref();
-            validate_scope(s)?;
-            if !out.iter().any(|o| &**o == s) {
-                out.push(s.into());
-            }
-        }
-        Ok(Self(out.into()))
-    }
-
-    /// Whether `required` is granted, exactly or through a wildcard.
-    ///
-    /// ```
-    /// let s = tower_api_key::Scopes::new(["*"]).unwrap();
-    /// assert!(s.allows("anything"));
-    /// ```
-    #[must_use]
-    pub fn allows(&self, required: &str) -> bool {
-        self.0.iter().any(|granted| match granted.strip_suffix('*') {
-            Some(stem) => required.starts_with(stem),
-            None => **granted == *required,
-        })
-    }
-
-    /// The granted scopes, in order.
-    ///
-    /// ```
-    /// let s = tower_api_key::Scopes::new(["a", "b"]).unwrap();
-    /// assert_eq!(s.iter().collect::<Vec<_>>(), ["a", "b"]);
-    /// ```
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
-        self.0.iter().map(|s| &**s)
-    }
-
-    /// Whether no scope is granted.
-    ///
-    /// ```
-    /// assert!(tower_api_key::Scopes::default().is_empty());
-    /// ```
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-pub(crate) fn validate_scope(s: &str) -> Result<(), ConfigError> {
-    let ok = !s.is_empty() && s.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b));
-    if ok { Ok(()) } else { Err(ConfigError::InvalidScope(s.to_owned())) }
-}
-
-impl fmt::Debug for Scopes {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.iter()).finish()
-    }
-}
-
-#[cfg(feature = "serde")]
-impl serde::Serialize for Scopes {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.iter())
-    }
-}
-
-#[cfg(feature = "serde")]
-impl<'de> serde::Deserialize<'de> for Scopes {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = Vec::<String>::deserialize(d)?;
-        Scopes::new(v).map_err(serde::de::Error::custom)
-    }
-}
-
-/// A rate limit: at most `requests` per `period`, with bursts up to `requests` (GCRA).
-///
-/// ```
-/// use std::time::Duration;
-/// use tower_api_key::RateLimit;
-/// let l = RateLimit::new(100, Duration::from_secs(60)).unwrap();
-/// assert_eq!(l.requests(), 100);
-/// assert_eq!(l.period(), Duration::from_secs(60));
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-pub struct RateLimit {
-    requests: NonZeroU32,
-    #[cfg_attr(feature = "serde", serde(rename = "period_seconds", with = "crate::serde_util::secs"))]
-    period: Duration,
-}
-
-impl RateLimit {
-    /// `requests` per `period`; `None` if either is zero.
-    ///
-    /// ```
-    /// assert!(tower_api_key::RateLimit::new(0, std::time::Duration::from_secs(1)).is_none());
-    /// ```
-    #[must_use]
-    pub fn new(requests: u32, period: Duration) -> Option<Self> {
-        let requests = NonZeroU32::new(requests)?;
-        (!period.is_zero()).then_some(Self { requests, period })
-    }
-
-    /// `requests` per second.
-    ///
-    /// ```
-    /// assert_eq!(tower_api_key::RateLimit::per_second(5).unwrap().requests(), 5);
-    /// ```
-    #[must_use]
-    pub fn per_second(requests: u32) -> Option<Self> {
-        Self::new(requests, Duration::from_secs(1))
-    }
-
-    /// Requests allowed per period (also the burst size).
-    ///
-    /// ```
-    /// assert_eq!(tower_api_key::RateLimit::per_second(3).unwrap().requests(), 3);
-    /// ```
-    #[must_use]
-    pub fn requests(&self) -> u32 {
-        self.requests.get()
-    }
-
-    /// The period.
-    ///
-    /// ```
-    /// assert_eq!(tower_api_key::RateLimit::per_second(3).unwrap().period().as_secs(), 1);
-    /// ```
-    #[must_use]
-    pub fn period(&self) -> Duration {
-        self.period
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn scope_wildcards() {
-        let cases: &[(&[&str], &str, bool)] = &[
-            (&["keys:read"], "keys:read", true),
-            (&["keys:read"], "keys:write", false),
-            (&["keys:*"], "keys:write", true),
-            (&["keys:*"], "keys:", true),
-            (&["keys:*"], "key", false),
-            (&["keys:*"], "billing:read", false),
-            (&["*"], "anything:at:all", true),
-            (&[], "keys:read", false),
-        ];
-        for (granted, required, want) in cases {
-            let s = Scopes::new(granted.iter()).unwrap();
-            assert_eq!(s.allows(required), *want, "{granted:?} allows {required}");
-        }
-    }
+    use std::time::Duration;
 
     #[test]
     fn record_status_order() {
