@@ -24,7 +24,9 @@
 //! | `usage` | counts add up, last-used moves forward only, unknown ids are skipped |
 //!
 //! A check that fails panics with its name and what went wrong, as an `assert!` in a test does. Times are whole
-//! seconds, so stores that keep microseconds (PostgreSQL) or milliseconds pass.
+//! seconds, so stores that keep microseconds (PostgreSQL) or milliseconds pass; they start at the wall clock, and
+//! no record the checks read expires (by the wall clock) within ten minutes, so stores whose entries expire with
+//! their keys (Redis TTLs) pass too.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -36,9 +38,14 @@ use crate::key::{KeyDigest, KeyFormat, KeyId, KeyKind, KeyRecord, KeyStatus, New
 use crate::manage::KeyManager;
 use crate::store::{KeyStore, KeyUpdate, ListQuery, Lookup, StoreError, Usage};
 
-/// A fixed start time in whole seconds (2026-01-01T00:00:00Z).
+/// The suite's start time: the wall clock when the suite first ran, in whole seconds. Real time, so that a
+/// store whose entries expire by the wall clock (Redis TTLs) still holds what the checks look at.
 fn start() -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(1_767_225_600)
+    static START: std::sync::OnceLock<SystemTime> = std::sync::OnceLock::new();
+    *START.get_or_init(|| {
+        let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        UNIX_EPOCH + Duration::from_secs(secs)
+    })
 }
 
 /// Runs every check on a fresh store from `make`. Panics on the first broken contract, naming it.
@@ -188,21 +195,21 @@ async fn update<S: KeyStore>(store: S) {
 
     // A rotated key's grace period can only shrink.
     let old = keys.issue(NewKey::user("bob")).await.unwrap_or_else(|e| panic!("conformance `{c}`: issue failed: {e}"));
-    keys.rotate(&old.record.id, Duration::from_secs(100))
+    keys.rotate(&old.record.id, Duration::from_secs(700))
         .await
         .unwrap_or_else(|e| panic!("conformance `{c}`: rotate failed: {e}"));
-    let later = KeyUpdate { expires_at: Some(Some(start() + Duration::from_secs(1000))), ..KeyUpdate::default() };
+    let later = KeyUpdate { expires_at: Some(Some(start() + Duration::from_secs(5000))), ..KeyUpdate::default() };
     let r =
         store.update(&old.record.id, &later).await.unwrap_or_else(|e| panic!("conformance `{c}`: update failed: {e}"));
-    assert_eq!(r.expires_at, Some(start() + Duration::from_secs(100)), "conformance `{c}`: grace not stretched");
+    assert_eq!(r.expires_at, Some(start() + Duration::from_secs(700)), "conformance `{c}`: grace not stretched");
     let never = KeyUpdate { expires_at: Some(None), ..KeyUpdate::default() };
     let r =
         store.update(&old.record.id, &never).await.unwrap_or_else(|e| panic!("conformance `{c}`: update failed: {e}"));
-    assert_eq!(r.expires_at, Some(start() + Duration::from_secs(100)), "conformance `{c}`: grace not removed");
-    let sooner = KeyUpdate { expires_at: Some(Some(start() + Duration::from_secs(10))), ..KeyUpdate::default() };
+    assert_eq!(r.expires_at, Some(start() + Duration::from_secs(700)), "conformance `{c}`: grace not removed");
+    let sooner = KeyUpdate { expires_at: Some(Some(start() + Duration::from_secs(650))), ..KeyUpdate::default() };
     let r =
         store.update(&old.record.id, &sooner).await.unwrap_or_else(|e| panic!("conformance `{c}`: update failed: {e}"));
-    assert_eq!(r.expires_at, Some(start() + Duration::from_secs(10)), "conformance `{c}`: grace shortened");
+    assert_eq!(r.expires_at, Some(start() + Duration::from_secs(650)), "conformance `{c}`: grace shortened");
 }
 
 async fn expiry<S: KeyStore>(store: S) {
@@ -210,15 +217,19 @@ async fn expiry<S: KeyStore>(store: S) {
     let store: Arc<dyn KeyStore> = Arc::new(store);
     let (keys, clock) = manager(store.clone());
     let issued = keys
-        .issue(NewKey::user("alice").expires_in(Duration::from_secs(60)))
+        .issue(NewKey::user("alice").expires_in(Duration::from_secs(600)))
         .await
         .unwrap_or_else(|e| panic!("conformance `{c}`: issue failed: {e}"));
     let stored = found(&*store, Lookup::Id(&issued.record.id), c)
         .await
         .unwrap_or_else(|| panic!("conformance `{c}`: not found"));
     assert_eq!(stored.created_at, start(), "conformance `{c}`: created_at round-trips");
-    assert_eq!(stored.expires_at, Some(start() + Duration::from_secs(60)), "conformance `{c}`: expires_at round-trips");
-    clock.advance(Duration::from_secs(59));
+    assert_eq!(
+        stored.expires_at,
+        Some(start() + Duration::from_secs(600)),
+        "conformance `{c}`: expires_at round-trips"
+    );
+    clock.advance(Duration::from_secs(599));
     assert_eq!(stored.status_at(clock.now()), KeyStatus::Active, "conformance `{c}`: active before expiry");
     clock.advance(Duration::from_secs(1));
     let stored = found(&*store, Lookup::Id(&issued.record.id), c)
@@ -232,11 +243,11 @@ async fn rotation<S: KeyStore>(store: S) {
     let store: Arc<dyn KeyStore> = Arc::new(store);
     let (keys, clock) = manager(store.clone());
     let old = keys
-        .issue(NewKey::user("alice").expires_in(Duration::from_secs(1000)))
+        .issue(NewKey::user("alice").expires_in(Duration::from_secs(5000)))
         .await
         .unwrap_or_else(|e| panic!("conformance `{c}`: issue failed: {e}"));
     let new = keys
-        .rotate(&old.record.id, Duration::from_secs(30))
+        .rotate(&old.record.id, Duration::from_secs(630))
         .await
         .unwrap_or_else(|e| panic!("conformance `{c}`: rotate failed: {e}"));
     let successor = found(&*store, Lookup::Id(&new.record.id), c)
@@ -247,8 +258,8 @@ async fn rotation<S: KeyStore>(store: S) {
         .await
         .unwrap_or_else(|| panic!("conformance `{c}`: old key gone"));
     assert_eq!(before.rotated_to, Some(new.record.id), "conformance `{c}`: rotated_to set");
-    assert_eq!(before.expires_at, Some(start() + Duration::from_secs(30)), "conformance `{c}`: grace end");
-    clock.advance(Duration::from_secs(29));
+    assert_eq!(before.expires_at, Some(start() + Duration::from_secs(630)), "conformance `{c}`: grace end");
+    clock.advance(Duration::from_secs(629));
     assert_eq!(before.status_at(clock.now()), KeyStatus::Active, "conformance `{c}`: works during grace");
     clock.advance(Duration::from_secs(1));
     assert_eq!(before.status_at(clock.now()), KeyStatus::RotatedOut, "conformance `{c}`: rotated out after grace");
@@ -256,7 +267,7 @@ async fn rotation<S: KeyStore>(store: S) {
 
     // The old key's own, earlier expiry wins over a longer grace.
     let short = keys
-        .issue(NewKey::user("bob").expires_in(Duration::from_secs(100)))
+        .issue(NewKey::user("bob").expires_in(Duration::from_secs(700)))
         .await
         .unwrap_or_else(|e| panic!("conformance `{c}`: issue failed: {e}"));
     keys.rotate(&short.record.id, Duration::from_secs(10_000))

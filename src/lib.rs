@@ -148,6 +148,10 @@ pub use reject::{
 pub use scope::{RequireScopes, RequireScopesLayer, ScopeMatch};
 #[cfg(feature = "axum")]
 pub use scope::{RequiredScopes, ScopeRejection, Scoped};
+#[cfg(feature = "postgres")]
+pub use store::PostgresStore;
+#[cfg(feature = "redis")]
+pub use store::RedisStore;
 pub use store::{
     BoxError, KeyStore, KeyUpdate, ListQuery, Lookup, LookupResult, MAX_PAGE, MemoryStore, Page, StoreError, Usage,
 };

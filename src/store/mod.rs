@@ -11,6 +11,10 @@ mod contract;
 mod file;
 mod list;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
 
 pub use change::{KeyUpdate, Usage};
 pub use contract::{BoxError, KeyStore, Lookup, LookupResult, StoreError};
@@ -19,3 +23,9 @@ pub use contract::{BoxError, KeyStore, Lookup, LookupResult, StoreError};
 pub use file::{FileStore, FileStoreError};
 pub use list::{ListQuery, MAX_PAGE, Page};
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use postgres::*;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis::*;

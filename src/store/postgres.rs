@@ -1,0 +1,5 @@
+//! [`PostgresStore`]: keys in PostgreSQL (feature `postgres`). Being written.
+
+/// A [`crate::KeyStore`] over PostgreSQL.
+#[derive(Debug)]
+pub struct PostgresStore;

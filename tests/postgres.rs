@@ -1,0 +1,1 @@
+//! PostgresStore against the real server (being written).

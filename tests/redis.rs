@@ -1,0 +1,1 @@
+//! RedisStore against the real server (being written).
