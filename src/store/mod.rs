@@ -1,5 +1,6 @@
-//! Where keys are kept: the [`KeyStore`] contract, and the stores that implement it ([`MemoryStore`],
-//! [`FileStore`](crate::FileStore)).
+//! Where keys are kept: the [`KeyStore`] contract, and the stores that implement it: [`MemoryStore`], and with
+//! their features `FileStore` (`serde`), `PostgresStore` (`postgres`), `RedisStore` (`redis`) and `CachedStore`
+//! (`cache`).
 //!
 //! # Implementing a custom store
 //!
@@ -12,9 +13,11 @@ mod file;
 mod list;
 mod memory;
 #[cfg(feature = "postgres")]
-mod postgres;
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod postgres;
 #[cfg(feature = "redis")]
-mod redis;
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 
 pub use change::{KeyUpdate, Usage};
 pub use contract::{BoxError, KeyStore, Lookup, LookupResult, StoreError};
