@@ -47,7 +47,7 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `axum` | yes | `Principal` and [`Scoped`] as axum extractors; axum body support for rejections |
+//! | `axum` | yes | `Principal` and `Scoped` as axum extractors; axum body support for rejections |
 //! | `tonic` | yes | tonic body support for rejections (gRPC services) |
 //! | `serde` | yes | serde for records; the `FileStore` (TOML / JSON / environment variable) |
 //! | `admin` | yes | the key-management HTTP API (module `admin`) |

@@ -1,29 +1,4 @@
-//! Key management: [`KeyManager`] owns the policy (key format, clock, events, input bounds) and implements issue,
-//! import, list, update, revoke and rotate once, for every [`KeyStore`].
-//!
-//! The split follows tower-sessions' `SessionStore` and `Session`: a store provides storage primitives, each atomic
-//! ([`KeyStore`] says what each must guarantee); the manager decides what to store. A PostgreSQL, Redis or custom
-//! store gets the whole lifecycle by implementing the primitives.
-//!
-//! ```
-//! use std::time::Duration;
-//! use tower_api_key::{ApiKeyLayer, KeyManager, KeyStatus, MemoryStore, NewKey};
-//!
-//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-//! let store = MemoryStore::new();
-//! let keys = KeyManager::new(store.clone());
-//! let issued = keys.issue(NewKey::user("alice").name("laptop").scopes(["read"])?).await?;
-//! // Give `issued.key.expose_secret()` to alice, once.
-//!
-//! let rotated = keys.rotate(&issued.record.id, Duration::from_secs(3600)).await?;
-//! assert_eq!(rotated.record.owner, "alice");
-//! keys.revoke(&rotated.record.id).await?;
-//! let record = keys.get(&rotated.record.id).await?.unwrap();
-//! assert_eq!(record.status_at(keys.now()), KeyStatus::Revoked);
-//!
-//! let layer = ApiKeyLayer::new(store); // the layer reads the same store
-//! # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
-//! ```
+//! [`KeyManager`]: key management, once for every store.
 
 use std::fmt;
 use std::future::Future;
@@ -48,6 +23,33 @@ struct Policy {
     events: Option<Arc<dyn AuthEventSink>>,
 }
 
+/// Key management: [`KeyManager`] owns the policy (key format, clock, events, input bounds) and implements issue,
+/// import, list, update, revoke and rotate once, for every [`KeyStore`].
+///
+/// The split follows tower-sessions' `SessionStore` and `Session`: a store provides storage primitives, each atomic
+/// ([`KeyStore`] says what each must guarantee); the manager decides what to store. A PostgreSQL, Redis or custom
+/// store gets the whole lifecycle by implementing the primitives.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_api_key::{ApiKeyLayer, KeyManager, KeyStatus, MemoryStore, NewKey};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let store = MemoryStore::new();
+/// let keys = KeyManager::new(store.clone());
+/// let issued = keys.issue(NewKey::user("alice").name("laptop").scopes(["read"])?).await?;
+/// // Give `issued.key.expose_secret()` to alice, once.
+///
+/// let rotated = keys.rotate(&issued.record.id, Duration::from_secs(3600)).await?;
+/// assert_eq!(rotated.record.owner, "alice");
+/// keys.revoke(&rotated.record.id).await?;
+/// let record = keys.get(&rotated.record.id).await?.unwrap();
+/// assert_eq!(record.status_at(keys.now()), KeyStatus::Revoked);
+///
+/// let layer = ApiKeyLayer::new(store); // the layer reads the same store
+/// # Ok::<(), Box<dyn std::error::Error>>(()) }).unwrap();
+/// ```
+///
 /// Issues, imports, lists, updates, revokes and rotates keys in any [`KeyStore`]. Clones share the same policy.
 ///
 /// Builder methods take `self` by value. Every input is checked before the store is called ([`NewKey::validate`]),

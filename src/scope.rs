@@ -1,4 +1,4 @@
-//! Route-level scope checks: [`RequireScopesLayer`] (any tower stack) and [`Scoped`] (axum extractor).
+//! Route-level scope checks: [`RequireScopesLayer`] (any tower stack) and `Scoped` (axum extractor, feature `axum`).
 //!
 //! Put them inside (after) [`crate::ApiKeyLayer`]. A request whose principal lacks the scopes gets 403 with
 //! `WWW-Authenticate: Bearer realm="…", error="insufficient_scope", scope="…"` (gRPC: status 7). A request with no

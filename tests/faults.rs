@@ -397,3 +397,59 @@ async fn hanging_store_gives_503_within_the_timeout() {
         assert!(elapsed >= TIMEOUT && elapsed < TIMEOUT + Duration::from_secs(1), "{elapsed:?}");
     }
 }
+
+/// On a Tokio runtime built without timers, and with no runtime at all, a store miss neither panics nor skips the
+/// timeout: the layer answers 503 once the store timeout has passed.
+#[test]
+fn without_timers_a_hanging_store_still_gives_503_within_the_timeout() {
+    use tower::ServiceExt;
+    #[derive(Debug)]
+    struct Hang;
+    #[async_trait]
+    impl KeyStore for Hang {
+        async fn lookup(&self, _: Lookup<'_>) -> LookupResult {
+            std::future::pending().await
+        }
+    }
+    let svc = tower::ServiceBuilder::new().layer(ApiKeyLayer::new(Hang).store_timeout(TIMEOUT)).service_fn(
+        |_req: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(String::new())) },
+    );
+    let call = || {
+        let req = http::Request::get("/").header("api-key", "some-opaque-key").body(()).unwrap();
+        svc.clone().oneshot(req)
+    };
+    let no_timers = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    for _ in 0..3 {
+        let start = Instant::now();
+        let res = no_timers.block_on(call()).unwrap();
+        assert_eq!(res.status(), 503);
+        assert!(
+            start.elapsed() >= TIMEOUT && start.elapsed() < TIMEOUT + Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+    // No runtime at all: a plain executor that parks the thread.
+    let start = Instant::now();
+    let res = park_on(call()).unwrap();
+    assert_eq!(res.status(), 503);
+    assert!(start.elapsed() < TIMEOUT + Duration::from_secs(2), "{:?}", start.elapsed());
+}
+
+fn park_on<F: std::future::Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::sync::Arc::new(Unpark(std::thread::current())).into();
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
+    }
+}

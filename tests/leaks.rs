@@ -172,3 +172,48 @@ async fn auth_span_records_key_id_kind_and_outcome() {
         assert!(!text.contains(key.expose_secret()), "a key reached the logs");
     }
 }
+
+/// A flood of bad keys writes nothing per request at info level: rejections go to debug, and the layer writes one
+/// summary per period with the counts per reason (issue: an attacker must not fill the disk).
+#[tokio::test(flavor = "current_thread")]
+async fn a_flood_of_bad_keys_writes_at_most_a_summary_at_info() {
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let store = MemoryStore::new();
+    let layer = ApiKeyLayer::new(store).log_period(std::time::Duration::from_secs(1)).unwrap();
+    let svc = tower::ServiceBuilder::new().layer(layer).service_fn(|_req: http::Request<()>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+    });
+    use tower::ServiceExt;
+    let send = |value: String, header: &'static str| {
+        let svc = svc.clone();
+        async move {
+            let req = http::Request::get("/").header(header, value).body(()).unwrap();
+            svc.oneshot(req).await.unwrap().status().as_u16()
+        }
+    };
+    for i in 0..2_000 {
+        let unknown = KeyFormat::new().issue(NewKey::user("x"), std::time::SystemTime::now()).key;
+        assert_eq!(send(format!("Bearer {}", unknown.expose_secret()), "authorization").await, 401);
+        assert_eq!(send(format!("tak_user_{i}"), "api-key").await, 401);
+        assert_eq!(send(format!("legacy-{i}"), "x-api-key").await, 401);
+    }
+    let during = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(during.lines().count() <= 2, "at most a summary per second during the flood:\n{during}");
+    // After the period, the next rejection writes the summary of everything before it.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(send("Bearer nope".into(), "authorization").await, 401);
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let summaries: Vec<&str> =
+        text.lines().filter(|l| l.contains("api key rejections since the last summary")).collect();
+    assert!(!summaries.is_empty() && summaries.len() <= 3, "{text}");
+    let all = summaries.join("\n");
+    assert!(all.contains("unknown=") && all.contains("malformed="), "counts per reason: {all}");
+    assert!(text.lines().count() <= 3, "{text}");
+}

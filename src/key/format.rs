@@ -1,30 +1,4 @@
-//! The crate's key format: `<prefix>_<public id>_<secret><checksum>`.
-//!
-//! * **prefix**: one per [`KeyKind`], configurable (defaults `tak_user` and `tak_sys`), so a user-level and a
-//!   system-level key are told apart at a glance, the way `sk-proj-` and `sk-svcacct-` are;
-//! * **public id**: 12 random base62 characters (about 71 bits), safe to log and to show in listings;
-//! * **secret**: 24 base62 characters from the OS CSPRNG (about 143 bits);
-//! * **checksum**: CRC32 of everything before it, as 6 base62 characters, so a typo or garbage is rejected before
-//!   any hashing or store call, and a secret scanner can validate a leaked key offline.
-//!
-//! Every character is in `[A-Za-z0-9_-]`: safe in a header, a URL and a shell. With the default prefixes, this
-//! regular expression matches a key (for a custom prefix, replace the first group):
-//!
-//! ```text
-//! \b(tak_user|tak_sys)_[0-9A-Za-z]{12}_[0-9A-Za-z]{30}\b
-//! ```
-//!
-//! ```
-//! use std::time::SystemTime;
-//! use tower_api_key::{Classified, KeyFormat, KeyKind, NewKey};
-//!
-//! let format = KeyFormat::default();
-//! let issued = format.issue(NewKey::user("alice"), SystemTime::now());
-//! let Classified::Ours(parsed) = format.classify(issued.key.expose_secret().as_bytes()) else { panic!() };
-//! assert_eq!(parsed.kind(), KeyKind::User);
-//! assert_eq!(parsed.id(), &issued.record.id);
-//! assert_eq!(issued.record.prefix.as_deref(), Some("tak_user")); // the record authenticates as it is
-//! ```
+//! [`KeyFormat`]: the crate's key format, minting and the offline check.
 
 use std::fmt;
 use std::time::SystemTime;
@@ -36,6 +10,34 @@ use crate::error::ConfigError;
 
 /// Longest prefix accepted by [`KeyFormat`].
 pub const MAX_PREFIX_LEN: usize = 32;
+/// The crate's key format: `<prefix>_<public id>_<secret><checksum>`.
+///
+/// * **prefix**: one per [`KeyKind`], configurable (defaults `tak_user` and `tak_sys`), so a user-level and a
+///   system-level key are told apart at a glance, the way `sk-proj-` and `sk-svcacct-` are;
+/// * **public id**: 12 random base62 characters (about 71 bits), safe to log and to show in listings;
+/// * **secret**: 24 base62 characters from the OS CSPRNG (about 143 bits);
+/// * **checksum**: CRC32 of everything before it, as 6 base62 characters, so a typo or garbage is rejected before
+///   any hashing or store call, and a secret scanner can validate a leaked key offline.
+///
+/// Every character is in `[A-Za-z0-9_-]`: safe in a header, a URL and a shell. With the default prefixes, this
+/// regular expression matches a key (for a custom prefix, replace the first group):
+///
+/// ```text
+/// \b(tak_user|tak_sys)_[0-9A-Za-z]{12}_[0-9A-Za-z]{30}\b
+/// ```
+///
+/// ```
+/// use std::time::SystemTime;
+/// use tower_api_key::{Classified, KeyFormat, KeyKind, NewKey};
+///
+/// let format = KeyFormat::default();
+/// let issued = format.issue(NewKey::user("alice"), SystemTime::now());
+/// let Classified::Ours(parsed) = format.classify(issued.key.expose_secret().as_bytes()) else { panic!() };
+/// assert_eq!(parsed.kind(), KeyKind::User);
+/// assert_eq!(parsed.id(), &issued.record.id);
+/// assert_eq!(issued.record.prefix.as_deref(), Some("tak_user")); // the record authenticates as it is
+/// ```
+///
 /// The prefixes of the crate's key format, one per [`KeyKind`].
 ///
 /// ```

@@ -144,7 +144,7 @@ impl fmt::Display for RejectReason {
     }
 }
 
-/// What the client is told: one per row of the [module table](self).
+/// What the client is told: one per row of the [module table](crate::reject).
 ///
 /// ```
 /// use tower_api_key::ErrorCode;

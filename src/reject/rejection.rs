@@ -188,7 +188,7 @@ impl Rejection {
         self.rate.as_ref()
     }
 
-    /// The default response: problem details for HTTP, trailers-only for gRPC (see the [module table](self)).
+    /// The default response: problem details for HTTP, trailers-only for gRPC (see the [module table](crate::reject)).
     ///
     /// ```
     /// # use tower_api_key::*;

@@ -35,7 +35,7 @@ pub type LookupResult = Result<Option<Arc<KeyRecord>>, StoreError>;
 /// [`crate::KeyManager`], once for every store. Each primitive below says what it must do **atomically**: as one
 /// step that no other call observes half done and that leaves nothing behind when it fails. SQL does each in one
 /// statement or one transaction, Redis in one `MULTI` or Lua script, an in-memory map under one lock.
-/// [`crate::conformance`] (feature `test-util`) checks every contract.
+/// The `conformance` module (feature `test-util`) checks every contract.
 ///
 /// Only [`KeyStore::lookup`] is required. A read-only store (keys provisioned elsewhere) implements it alone; the
 /// management primitives then answer [`StoreError::Unsupported`]. The [module docs](crate::store) build a store

@@ -1,36 +1,4 @@
 //! [`FileStore`]: key records loaded from a TOML or JSON file or an environment variable (feature `serde`).
-//!
-//! For small deployments that keep keys in configuration: the file holds public ids and SHA-256 digests, never a
-//! key, so it can live in a repository or a secret manager without handing out usable keys. Mint entries with the
-//! key generator (`cargo run --example keygen -- --kind user --owner alice`).
-//!
-//! ```toml
-//! # keys.toml
-//! [[keys]]
-//! id = "Wm3tQ8cLx0aB"                 # public id: the middle part of the key
-//! prefix = "tak_user"                  # keys of the crate's format; omit for opaque keys (looked up by digest)
-//! digest = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
-//! kind = "user"
-//! owner = "alice"
-//! name = "laptop"
-//! scopes = ["read", "write"]
-//! expires_at = "2027-01-01T00:00:00Z"
-//! ```
-//!
-//! ```
-//! use tower_api_key::{ApiKeyLayer, FileStore};
-//!
-//! let store = FileStore::from_toml_str(r#"
-//!     [[keys]]
-//!     id = "Wm3tQ8cLx0aB"
-//!     digest = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
-//!     kind = "system"
-//!     owner = "billing"
-//! "#)?;
-//! assert_eq!(store.len(), 1);
-//! let layer = ApiKeyLayer::new(store);
-//! # Ok::<(), tower_api_key::FileStoreError>(())
-//! ```
 
 use std::path::Path;
 use std::time::SystemTime;
@@ -87,7 +55,39 @@ struct KeyFile {
     keys: Vec<KeyRecord>,
 }
 
-/// A [`KeyStore`] over records loaded from configuration. See the [module docs](self).
+/// A [`KeyStore`] over records loaded from configuration (feature `serde`).
+///
+/// For small deployments that keep keys in configuration: the file holds public ids and SHA-256 digests, never a
+/// key, so it can live in a repository or a secret manager without handing out usable keys. Mint entries with the
+/// key generator (`cargo run --example keygen -- --kind user --owner alice`).
+///
+/// ```toml
+/// # keys.toml
+/// [[keys]]
+/// id = "Wm3tQ8cLx0aB"                 # public id: the middle part of the key
+/// prefix = "tak_user"                  # keys of the crate's format; omit for opaque keys (looked up by digest)
+/// digest = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+/// kind = "user"
+/// owner = "alice"
+/// name = "laptop"
+/// scopes = ["read", "write"]
+/// expires_at = "2027-01-01T00:00:00Z"
+/// ```
+///
+/// ```
+/// use tower_api_key::{ApiKeyLayer, FileStore};
+///
+/// let store = FileStore::from_toml_str(r#"
+///     [[keys]]
+///     id = "Wm3tQ8cLx0aB"
+///     digest = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+///     kind = "system"
+///     owner = "billing"
+/// "#)?;
+/// assert_eq!(store.len(), 1);
+/// let layer = ApiKeyLayer::new(store);
+/// # Ok::<(), tower_api_key::FileStoreError>(())
+/// ```
 ///
 /// The file is read once. Changes made at run time through [`crate::KeyManager`] (issue, revoke, rotate, usage)
 /// are kept in memory, with the same atomicity as [`MemoryStore`], and are not written back to the file: to make
