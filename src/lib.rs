@@ -155,5 +155,7 @@ pub use store::RedisStore;
 pub use store::{
     BoxError, KeyStore, KeyUpdate, ListQuery, Lookup, LookupResult, MAX_PAGE, MemoryStore, Page, StoreError, Usage,
 };
+#[cfg(feature = "cache")]
+pub use store::{CacheConfig, CachedStore, Invalidation, InvalidationBus, Invalidator};
 #[cfg(feature = "serde")]
 pub use store::{FileStore, FileStoreError};

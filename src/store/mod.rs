@@ -6,10 +6,14 @@
 //!
 #![doc = include_str!("custom_store.md")]
 
+#[cfg(feature = "cache")]
+mod cache;
 mod change;
 mod contract;
 #[cfg(feature = "serde")]
 mod file;
+#[cfg(feature = "cache")]
+mod invalidate;
 mod list;
 mod memory;
 #[cfg(feature = "postgres")]
@@ -19,11 +23,17 @@ pub mod postgres;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
 
+#[cfg(feature = "cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+pub use cache::{CacheConfig, CachedStore, Invalidator};
 pub use change::{KeyUpdate, Usage};
 pub use contract::{BoxError, KeyStore, Lookup, LookupResult, StoreError};
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub use file::{FileStore, FileStoreError};
+#[cfg(feature = "cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+pub use invalidate::{Invalidation, InvalidationBus};
 pub use list::{ListQuery, MAX_PAGE, Page};
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]

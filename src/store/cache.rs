@@ -1,0 +1,611 @@
+//! [`CachedStore`]: a bounded cache (moka) in front of any [`KeyStore`] (feature `cache`).
+//!
+//! * **Bounded.** At most [`CacheConfig::max_entries`] entries (default 100 000).
+//! * **Positive and negative entries.** A found record is kept for [`CacheConfig::positive_ttl`] (default 30 s);
+//!   an unknown id or digest for the much shorter [`CacheConfig::negative_ttl`] (default 1 s), so a flood of
+//!   bad keys does not reach the store, yet a key issued on another instance works within that time at worst.
+//! * **No stampede.** Concurrent misses on one key share one store lookup.
+//! * **Hits answer at once** through [`KeyStore::lookup_now`]: no future, no allocation. An entry is the shared
+//!   record itself (`Arc<KeyRecord>`): everything verification reads is one pointer away.
+//! * **Changes evict.** Insert, update, revoke and rotate through the cache drop the affected entries at once
+//!   (a revocation also drops every key rotated from the revoked one), and a lookup that was in flight while an
+//!   entry was dropped does not put its now stale answer back. With an [`InvalidationBus`] the change is
+//!   published, and every other instance drops the same entries ([`Invalidator`]).
+//!
+//! **While the backing store is down**, entries already cached keep answering until their TTL ends: a known key
+//! keeps working for at most `positive_ttl`, a revoked or disabled key stays rejected (its record says so), and an
+//! unknown key is rejected while its negative entry lasts. Nothing that is not cached is let through: a miss while
+//! the store fails answers 503 (fail closed), and failures are never cached.
+//!
+//! **Staleness bound.** Without a bus, a change made elsewhere (another instance, a SQL console) is seen once the
+//! entry's TTL ends: `positive_ttl` for a revocation, `negative_ttl` for a new key. With a bus, it is seen when
+//! the message arrives (milliseconds on loopback); while the bus is disconnected, the TTLs are the bound again,
+//! and on reconnection the whole cache is dropped, since messages may have been lost meanwhile.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use std::time::Duration;
+//! use tower_api_key::{ApiKeyLayer, CacheConfig, CachedStore, KeyManager, MemoryStore, NewKey};
+//!
+//! let remote = MemoryStore::new(); // stands for a PostgresStore or a RedisStore
+//! let cached = CachedStore::new(remote, CacheConfig::new().positive_ttl(Duration::from_secs(10)));
+//! let keys = KeyManager::new(cached.clone()); // changes through the cache evict at once
+//! let issued = keys.issue(NewKey::user("alice")).await?;
+//! let layer = ApiKeyLayer::new(cached);
+//! # Ok::<(), tower_api_key::StoreError>(()) }).unwrap();
+//! ```
+
+use std::fmt;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+use moka::Expiry;
+use tokio::sync::OnceCell;
+
+use super::change::{KeyUpdate, Usage};
+use super::contract::{KeyStore, Lookup, LookupResult, StoreError};
+use super::invalidate::{Invalidation, InvalidationBus};
+use super::list::{ListQuery, Page};
+use crate::key::{KeyDigest, KeyId, KeyRecord};
+
+/// How a cache entry is found: by public id or by digest, as the layer asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum CacheKey {
+    Id(KeyId),
+    Digest(KeyDigest),
+}
+
+impl From<Lookup<'_>> for CacheKey {
+    fn from(by: Lookup<'_>) -> Self {
+        match by {
+            Lookup::Id(id) => Self::Id(*id),
+            Lookup::Digest(d) => Self::Digest(*d),
+        }
+    }
+}
+
+type Entry = Option<Arc<KeyRecord>>;
+
+/// The settings of a [`CachedStore`]. Builders by value.
+///
+/// ```
+/// use std::time::Duration;
+/// let config = tower_api_key::CacheConfig::new()
+///     .max_entries(1_000_000)
+///     .positive_ttl(Duration::from_secs(60))
+///     .negative_ttl(Duration::from_millis(500));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub struct CacheConfig {
+    max_entries: u64,
+    positive_ttl: Duration,
+    negative_ttl: Duration,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CacheConfig {
+    /// 100 000 entries, found records for 30 s, unknown keys for 1 s.
+    ///
+    /// ```
+    /// let config = tower_api_key::CacheConfig::new();
+    /// ```
+    pub fn new() -> Self {
+        Self { max_entries: 100_000, positive_ttl: Duration::from_secs(30), negative_ttl: Duration::from_secs(1) }
+    }
+
+    /// The most entries kept (found and unknown keys together); the least recently useful go first.
+    ///
+    /// ```
+    /// let config = tower_api_key::CacheConfig::new().max_entries(10_000);
+    /// ```
+    pub fn max_entries(mut self, n: u64) -> Self {
+        self.max_entries = n;
+        self
+    }
+
+    /// How long a found record is kept: the bound on how stale a revocation can be seen without a bus.
+    ///
+    /// ```
+    /// let config = tower_api_key::CacheConfig::new().positive_ttl(std::time::Duration::from_secs(5));
+    /// ```
+    pub fn positive_ttl(mut self, ttl: Duration) -> Self {
+        self.positive_ttl = ttl;
+        self
+    }
+
+    /// How long an unknown id or digest is remembered: the bound on how long a key issued elsewhere can be
+    /// refused without a bus.
+    ///
+    /// ```
+    /// let config = tower_api_key::CacheConfig::new().negative_ttl(std::time::Duration::from_millis(200));
+    /// ```
+    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
+        self.negative_ttl = ttl;
+        self
+    }
+}
+
+/// Per-entry lifetimes: found records and unknown keys live for different times.
+struct Lifetimes(CacheConfig);
+
+impl Expiry<CacheKey, Entry> for Lifetimes {
+    fn expire_after_create(&self, _: &CacheKey, value: &Entry, _: Instant) -> Option<Duration> {
+        Some(if value.is_some() { self.0.positive_ttl } else { self.0.negative_ttl })
+    }
+
+    fn expire_after_update(&self, key: &CacheKey, value: &Entry, at: Instant, _: Option<Duration>) -> Option<Duration> {
+        self.expire_after_create(key, value, at)
+    }
+}
+
+pub(crate) struct Shared {
+    entries: moka::sync::Cache<CacheKey, Entry>,
+    /// One store lookup per key at a time: later misses wait for the first one's answer.
+    in_flight: moka::sync::Cache<CacheKey, Arc<OnceCell<Entry>>>,
+    /// Bumped by every eviction: a lookup that saw it change while it waited does not cache its answer.
+    epoch: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn evict(&self, target: &Target) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        match target {
+            Target::Key(inv) => {
+                self.entries.invalidate(&CacheKey::Id(inv.id));
+                self.in_flight.invalidate(&CacheKey::Id(inv.id));
+                if let Some(d) = inv.digest {
+                    self.entries.invalidate(&CacheKey::Digest(d));
+                    self.in_flight.invalidate(&CacheKey::Digest(d));
+                }
+            }
+            Target::All => {
+                self.entries.invalidate_all();
+                self.in_flight.invalidate_all();
+            }
+        }
+    }
+}
+
+/// A [`KeyStore`] that caches another one. Clones share the cache. See the [module docs](crate::store) and the
+/// type's own docs below.
+///
+/// See the crate's `store` module docs for the policies: bounded size, positive and negative TTLs, one lookup in
+/// flight per key, eviction on change, behaviour while the backing store is down, and the staleness bound.
+///
+/// ```
+/// use tower_api_key::{CachedStore, CacheConfig, KeyStore, Lookup, MemoryStore, NewKey};
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let remote = MemoryStore::new();
+/// let issued = remote.add(NewKey::user("alice")).unwrap();
+/// let cached = CachedStore::new(remote, CacheConfig::new());
+/// let id = issued.record.id;
+/// assert!(cached.lookup_now(Lookup::Id(&id)).is_none()); // a miss: the layer waits for `lookup`
+/// assert!(cached.lookup(Lookup::Id(&id)).await.unwrap().is_some());
+/// assert!(cached.lookup_now(Lookup::Id(&id)).is_some()); // now a hit, answered at once
+/// # });
+/// ```
+pub struct CachedStore<S> {
+    inner: Arc<S>,
+    shared: Arc<Shared>,
+    bus: Option<Arc<dyn InvalidationBus>>,
+    config: CacheConfig,
+}
+
+impl<S> Clone for CachedStore<S> {
+    fn clone(&self) -> Self {
+        Self { inner: self.inner.clone(), shared: self.shared.clone(), bus: self.bus.clone(), config: self.config }
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for CachedStore<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CachedStore")
+            .field("inner", &self.inner)
+            .field("config", &self.config)
+            .field("entries", &self.shared.entries.entry_count())
+            .field("bus", &self.bus)
+            .finish()
+    }
+}
+
+impl<S: KeyStore> CachedStore<S> {
+    /// A cache in front of `inner`.
+    ///
+    /// ```
+    /// use tower_api_key::{CacheConfig, CachedStore, MemoryStore};
+    /// let cached = CachedStore::new(MemoryStore::new(), CacheConfig::new());
+    /// ```
+    pub fn new(inner: S, config: CacheConfig) -> Self {
+        let entries =
+            moka::sync::Cache::builder().max_capacity(config.max_entries).expire_after(Lifetimes(config)).build();
+        let in_flight = moka::sync::Cache::builder()
+            .max_capacity(config.max_entries.max(1))
+            .time_to_live(Duration::from_secs(600))
+            .build();
+        Self {
+            inner: Arc::new(inner),
+            shared: Arc::new(Shared { entries, in_flight, epoch: AtomicU64::new(0) }),
+            bus: None,
+            config,
+        }
+    }
+
+    /// Publishes every change made through this cache on `bus`, so that other instances drop their entries.
+    /// Subscribe this instance to the same bus with [`CachedStore::invalidator`].
+    ///
+    /// ```
+    /// use tower_api_key::{async_trait, CacheConfig, CachedStore, Invalidation, InvalidationBus, MemoryStore, StoreError};
+    /// #[derive(Debug)]
+    /// struct Nowhere;
+    /// #[async_trait]
+    /// impl InvalidationBus for Nowhere {
+    ///     async fn publish(&self, _: &[Invalidation]) -> Result<(), StoreError> { Ok(()) }
+    /// }
+    /// let cached = CachedStore::new(MemoryStore::new(), CacheConfig::new()).with_bus(Nowhere);
+    /// ```
+    #[must_use]
+    pub fn with_bus(mut self, bus: impl InvalidationBus) -> Self {
+        self.bus = Some(Arc::new(bus));
+        self
+    }
+
+    /// The handle a bus subscriber uses to drop this cache's entries when another instance changes a key.
+    ///
+    /// ```
+    /// use tower_api_key::{CacheConfig, CachedStore, Invalidation, KeyId, MemoryStore};
+    /// let cached = CachedStore::new(MemoryStore::new(), CacheConfig::new());
+    /// let invalidator = cached.invalidator();
+    /// invalidator.evict(&Invalidation { id: KeyId::random(), digest: None });
+    /// invalidator.evict_all(); // after a reconnection: messages may have been lost
+    /// ```
+    #[must_use]
+    pub fn invalidator(&self) -> Invalidator {
+        Invalidator::new(self.shared.clone())
+    }
+
+    /// The store behind the cache.
+    ///
+    /// ```
+    /// use tower_api_key::{CacheConfig, CachedStore, MemoryStore};
+    /// let cached = CachedStore::new(MemoryStore::new(), CacheConfig::new());
+    /// assert!(cached.get_ref().is_empty());
+    /// ```
+    #[must_use]
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// How many entries the cache holds now (found and unknown keys; approximate while it is busy).
+    ///
+    /// ```
+    /// use tower_api_key::{CacheConfig, CachedStore, MemoryStore};
+    /// assert_eq!(CachedStore::new(MemoryStore::new(), CacheConfig::new()).entry_count(), 0);
+    /// ```
+    #[must_use]
+    pub fn entry_count(&self) -> u64 {
+        self.shared.entries.entry_count()
+    }
+
+    /// Drops the entries of `changed` here and tells the other instances.
+    async fn changed(&self, changed: Vec<Invalidation>) {
+        for inv in &changed {
+            self.shared.evict(&Target::Key(*inv));
+        }
+        if let Some(bus) = &self.bus
+            && let Err(error) = bus.publish(&changed).await
+        {
+            // The change is made; other instances see it when their entries' TTL ends.
+            tracing::error!(
+                error = &error as &dyn std::error::Error,
+                "could not publish a key change to other instances"
+            );
+        }
+    }
+
+    /// The record's own entries and those of every key rotated from it (a revocation takes them all).
+    async fn chain(&self, first: &KeyRecord) -> Vec<Invalidation> {
+        let mut out = vec![Invalidation::of(first)];
+        let mut next = first.rotated_to;
+        while let Some(id) = next
+            && out.len() < 64
+        {
+            match self.inner.get(&id).await {
+                Ok(Some(r)) => {
+                    next = r.rotated_to;
+                    out.push(Invalidation::of(&r));
+                }
+                _ => {
+                    out.push(Invalidation { id, digest: None });
+                    next = None;
+                }
+            }
+        }
+        out
+    }
+}
+
+#[async_trait]
+impl<S: KeyStore> KeyStore for CachedStore<S> {
+    async fn lookup(&self, by: Lookup<'_>) -> LookupResult {
+        let key = CacheKey::from(by);
+        if let Some(hit) = self.shared.entries.get(&key) {
+            return Ok(hit);
+        }
+        let epoch = self.shared.epoch.load(Ordering::SeqCst);
+        let cell = self.shared.in_flight.get_with(key, || Arc::new(OnceCell::new()));
+        let answer = cell.get_or_try_init(|| self.inner.lookup(by)).await.cloned();
+        self.shared.in_flight.invalidate(&key);
+        if let Ok(entry) = &answer
+            && self.shared.epoch.load(Ordering::SeqCst) == epoch
+        {
+            self.shared.entries.insert(key, entry.clone());
+        }
+        answer
+    }
+
+    fn lookup_now(&self, by: Lookup<'_>) -> Option<LookupResult> {
+        self.shared.entries.get(&CacheKey::from(by)).map(Ok)
+    }
+
+    async fn get(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+        self.inner.get(id).await
+    }
+
+    async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        self.inner.insert(record).await?;
+        // A negative entry for the new id or digest must not outlive the key's creation.
+        self.changed(vec![Invalidation::of(record)]).await;
+        Ok(())
+    }
+
+    async fn list(&self, query: &ListQuery, now: SystemTime) -> Result<Page, StoreError> {
+        self.inner.list(query, now).await
+    }
+
+    async fn update(&self, id: &KeyId, update: &KeyUpdate) -> Result<KeyRecord, StoreError> {
+        let record = self.inner.update(id, update).await?;
+        self.changed(vec![Invalidation::of(&record)]).await;
+        Ok(record)
+    }
+
+    async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<KeyRecord, StoreError> {
+        let record = self.inner.revoke(id, at).await?;
+        let chain = self.chain(&record).await;
+        self.changed(chain).await;
+        Ok(record)
+    }
+
+    async fn rotate(&self, id: &KeyId, successor: &KeyRecord, grace_end: SystemTime) -> Result<KeyRecord, StoreError> {
+        let old = self.inner.rotate(id, successor, grace_end).await?;
+        self.changed(vec![Invalidation::of(&old), Invalidation::of(successor)]).await;
+        Ok(old)
+    }
+
+    async fn record_usage(&self, usage: &[Usage]) -> Result<(), StoreError> {
+        self.inner.record_usage(usage).await
+    }
+}
+
+/// What a cache must drop.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Target {
+    Key(Invalidation),
+    All,
+}
+
+/// A handle on one [`crate::CachedStore`]'s entries, for the subscriber of a bus. Clones share the cache.
+///
+/// ```
+/// use tower_api_key::{CacheConfig, CachedStore, MemoryStore};
+/// let invalidator = CachedStore::new(MemoryStore::new(), CacheConfig::new()).invalidator();
+/// invalidator.evict_all();
+/// ```
+#[derive(Clone)]
+pub struct Invalidator {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Invalidator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Invalidator").finish_non_exhaustive()
+    }
+}
+
+impl Invalidator {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// Drops the entries of one key.
+    ///
+    /// ```
+    /// # use tower_api_key::*;
+    /// let invalidator = CachedStore::new(MemoryStore::new(), CacheConfig::new()).invalidator();
+    /// invalidator.evict(&Invalidation { id: KeyId::random(), digest: None });
+    /// ```
+    pub fn evict(&self, changed: &Invalidation) {
+        self.shared.evict(&Target::Key(*changed));
+    }
+
+    /// Drops every entry: what a subscriber does when it (re)connects, since messages may have been lost.
+    ///
+    /// ```
+    /// # use tower_api_key::*;
+    /// CachedStore::new(MemoryStore::new(), CacheConfig::new()).invalidator().evict_all();
+    /// ```
+    pub fn evict_all(&self) {
+        self.shared.evict(&Target::All);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::{KeyFormat, KeyKind, NewKey};
+    use crate::store::MemoryStore;
+    use std::sync::atomic::AtomicUsize;
+
+    /// Counts the lookups that reach it, and can be told to fail or to wait.
+    #[derive(Debug, Default)]
+    struct Counting {
+        inner: MemoryStore,
+        lookups: AtomicUsize,
+        failing: std::sync::atomic::AtomicBool,
+        delay: std::sync::Mutex<Duration>,
+    }
+
+    #[async_trait]
+    impl KeyStore for Counting {
+        async fn lookup(&self, by: Lookup<'_>) -> LookupResult {
+            self.lookups.fetch_add(1, Ordering::SeqCst);
+            // Read first, answer later: what a slow network does to a lookup.
+            let answer = self.inner.lookup(by).await;
+            let delay = *self.delay.lock().unwrap();
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(StoreError::backend(std::io::Error::other("down")));
+            }
+            answer
+        }
+        async fn get(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+            self.inner.get(id).await
+        }
+        async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError> {
+            self.inner.insert(record).await
+        }
+        async fn list(&self, query: &ListQuery, now: SystemTime) -> Result<Page, StoreError> {
+            self.inner.list(query, now).await
+        }
+        async fn update(&self, id: &KeyId, update: &KeyUpdate) -> Result<KeyRecord, StoreError> {
+            self.inner.update(id, update).await
+        }
+        async fn revoke(&self, id: &KeyId, at: SystemTime) -> Result<KeyRecord, StoreError> {
+            self.inner.revoke(id, at).await
+        }
+        async fn rotate(&self, id: &KeyId, s: &KeyRecord, g: SystemTime) -> Result<KeyRecord, StoreError> {
+            self.inner.rotate(id, s, g).await
+        }
+        async fn record_usage(&self, usage: &[Usage]) -> Result<(), StoreError> {
+            self.inner.record_usage(usage).await
+        }
+    }
+
+    fn cached(config: CacheConfig) -> CachedStore<Counting> {
+        CachedStore::new(Counting::default(), config)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn keeps_the_store_contract() {
+        crate::conformance::run(|| async { cached(CacheConfig::new()) }).await;
+    }
+
+    #[tokio::test]
+    async fn hits_answer_at_once_and_misses_reach_the_store_once() {
+        let c = cached(CacheConfig::new());
+        let issued = c.get_ref().inner.add(NewKey::user("a")).unwrap();
+        let by = Lookup::Id(&issued.record.id);
+        assert!(c.lookup_now(by).is_none());
+        for _ in 0..10 {
+            assert!(c.lookup(by).await.unwrap().is_some());
+        }
+        assert!(c.lookup_now(by).unwrap().unwrap().is_some());
+        assert_eq!(c.get_ref().lookups.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_misses_share_one_lookup() {
+        let c = cached(CacheConfig::new());
+        *c.get_ref().delay.lock().unwrap() = Duration::from_millis(100);
+        let id = KeyId::random();
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..50 {
+            let c = c.clone();
+            tasks.spawn(async move { c.lookup(Lookup::Id(&id)).await.unwrap().is_none() });
+        }
+        assert!(tasks.join_all().await.into_iter().all(|absent| absent));
+        assert_eq!(c.get_ref().lookups.load(Ordering::SeqCst), 1, "no stampede");
+    }
+
+    #[tokio::test]
+    async fn unknown_keys_are_remembered_for_the_negative_ttl_only() {
+        let c = cached(CacheConfig::new().negative_ttl(Duration::from_millis(100)));
+        let spec = KeyFormat::new().issue(NewKey::user("late"), SystemTime::now());
+        let by = Lookup::Id(&spec.record.id);
+        assert!(c.lookup(by).await.unwrap().is_none());
+        // Stored behind the cache's back (another instance): refused while the negative entry lasts...
+        c.get_ref().inner.put(spec.record.clone()).unwrap();
+        assert!(c.lookup(by).await.unwrap().is_none());
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        // ...then found.
+        assert!(c.lookup(by).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn changes_through_the_cache_evict_at_once() {
+        let c = cached(CacheConfig::new());
+        let keys = crate::KeyManager::new(c.clone());
+        let old = keys.issue(NewKey::user("a")).await.unwrap();
+        let by = Lookup::Id(&old.record.id);
+        assert!(c.lookup(by).await.unwrap().unwrap().revoked_at.is_none());
+        let new = keys.rotate(&old.record.id, Duration::from_secs(60)).await.unwrap();
+        assert!(c.lookup(by).await.unwrap().unwrap().rotated_to.is_some(), "rotation evicted the old entry");
+        let by_new = Lookup::Id(&new.record.id);
+        assert!(c.lookup(by_new).await.unwrap().is_some());
+        keys.revoke(&old.record.id).await.unwrap();
+        assert!(c.lookup_now(by).is_none() && c.lookup_now(by_new).is_none(), "the chain was evicted");
+        assert!(c.lookup(by_new).await.unwrap().unwrap().revoked_at.is_some());
+        // Opaque keys: by digest.
+        let opaque = keys.import_key(NewKey::user("b"), &crate::ApiKey::new("legacy".into())).await.unwrap();
+        let by_digest = Lookup::Digest(&opaque.digest);
+        assert!(c.lookup(by_digest).await.unwrap().unwrap().enabled);
+        keys.update(&opaque.id, &KeyUpdate { enabled: Some(false), ..KeyUpdate::default() }).await.unwrap();
+        assert!(!c.lookup(by_digest).await.unwrap().unwrap().enabled);
+        let _ = KeyKind::User;
+    }
+
+    #[tokio::test]
+    async fn while_the_store_is_down_cached_keys_answer_and_misses_fail_closed() {
+        let c = cached(CacheConfig::new());
+        let known = c.get_ref().inner.add(NewKey::user("a")).unwrap();
+        let revoked = c.get_ref().inner.add(NewKey::user("b")).unwrap();
+        c.get_ref().inner.revoke(&revoked.record.id, SystemTime::now()).await.unwrap();
+        c.lookup(Lookup::Id(&known.record.id)).await.unwrap();
+        c.lookup(Lookup::Id(&revoked.record.id)).await.unwrap();
+        c.get_ref().failing.store(true, Ordering::SeqCst);
+        assert!(c.lookup(Lookup::Id(&known.record.id)).await.unwrap().is_some());
+        assert!(c.lookup(Lookup::Id(&revoked.record.id)).await.unwrap().unwrap().revoked_at.is_some());
+        assert!(c.lookup(Lookup::Id(&KeyId::random())).await.is_err(), "a miss fails closed");
+        let id = KeyId::random();
+        assert!(c.lookup(Lookup::Id(&id)).await.is_err());
+        assert!(c.lookup_now(Lookup::Id(&id)).is_none(), "failures are not cached");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lookup_in_flight_during_an_eviction_does_not_cache_its_stale_answer() {
+        let c = cached(CacheConfig::new());
+        let issued = c.get_ref().inner.add(NewKey::user("a")).unwrap();
+        *c.get_ref().delay.lock().unwrap() = Duration::from_millis(200);
+        let id = issued.record.id;
+        let slow = {
+            let c = c.clone();
+            tokio::spawn(async move { c.lookup(Lookup::Id(&id)).await.unwrap() })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Revoked meanwhile, through the cache: the in-flight answer (not revoked) must not be cached.
+        crate::KeyManager::new(c.clone()).revoke(&id).await.unwrap();
+        let _stale = slow.await.unwrap();
+        *c.get_ref().delay.lock().unwrap() = Duration::ZERO;
+        assert!(c.lookup(Lookup::Id(&id)).await.unwrap().unwrap().revoked_at.is_some());
+    }
+}
