@@ -148,14 +148,18 @@ pub use reject::{
 pub use scope::{RequireScopes, RequireScopesLayer, ScopeMatch};
 #[cfg(feature = "axum")]
 pub use scope::{RequiredScopes, ScopeRejection, Scoped};
+#[cfg(all(feature = "cache", feature = "postgres"))]
+pub use store::PostgresBus;
 #[cfg(feature = "postgres")]
 pub use store::PostgresStore;
+#[cfg(all(feature = "cache", feature = "redis"))]
+pub use store::RedisBus;
 #[cfg(feature = "redis")]
 pub use store::RedisStore;
 pub use store::{
     BoxError, KeyStore, KeyUpdate, ListQuery, Lookup, LookupResult, MAX_PAGE, MemoryStore, Page, StoreError, Usage,
 };
 #[cfg(feature = "cache")]
-pub use store::{CacheConfig, CachedStore, Invalidation, InvalidationBus, Invalidator};
+pub use store::{CacheConfig, CachedStore, Invalidation, InvalidationBus, Invalidator, Subscription};
 #[cfg(feature = "serde")]
 pub use store::{FileStore, FileStoreError};

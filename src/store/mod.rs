@@ -7,6 +7,12 @@
 #![doc = include_str!("custom_store.md")]
 
 #[cfg(feature = "cache")]
+mod bus;
+#[cfg(all(feature = "cache", feature = "postgres"))]
+mod bus_postgres;
+#[cfg(all(feature = "cache", feature = "redis"))]
+mod bus_redis;
+#[cfg(feature = "cache")]
 mod cache;
 mod change;
 mod contract;
@@ -23,6 +29,15 @@ pub mod postgres;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
 
+#[cfg(feature = "cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+pub use bus::Subscription;
+#[cfg(all(feature = "cache", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "cache", feature = "postgres"))))]
+pub use bus_postgres::PostgresBus;
+#[cfg(all(feature = "cache", feature = "redis"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "cache", feature = "redis"))))]
+pub use bus_redis::RedisBus;
 #[cfg(feature = "cache")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
 pub use cache::{CacheConfig, CachedStore, Invalidator};
