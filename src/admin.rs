@@ -8,6 +8,7 @@
 //! | `POST /keys` | `{"name", "kind": "user"\|"system", "owner", "scopes"?: [...], "expires_in_seconds"?, "rate_limit"?: {"requests", "period_seconds"}, "metadata"?: {...}}` | 201, the record and, in `key`, the full key (shown this once) |
 //! | `GET /keys?owner=&kind=&status=&after=&limit=` | | 200 `{"items": [...], "next"}` (never a key) |
 //! | `GET /keys/{id}` | | 200, one record |
+//! | `PATCH /keys/{id}` | any of `{"name", "scopes", "enabled", "expires_in_seconds" \| "expires_at": RFC 3339 \| null, "rate_limit": {...} \| null, "metadata"}` | 200, the record; effective on the next request, on every instance whose cache hears of it |
 //! | `POST /keys/{id}/revoke` | | 200, the record; the key fails from the next request |
 //! | `POST /keys/{id}/rotate` | `{"grace_seconds": N}` | 201, the new record and key; the old key works for N more seconds |
 //!
@@ -50,11 +51,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
-use crate::key::{IssuedKey, KeyId, KeyInfo, KeyKind, KeyStatus, NewKey, RateLimit};
+use crate::key::{IssuedKey, KeyId, KeyInfo, KeyKind, KeyStatus, NewKey, RateLimit, Scopes};
 use crate::manage::KeyManager;
 use crate::scope::RequireScopesLayer;
-use crate::store::{ListQuery, StoreError};
+use crate::store::{KeyUpdate, ListQuery, StoreError};
 
 /// The scope every admin route requires.
 pub const ADMIN_SCOPE: &str = "keys:admin";
@@ -76,7 +78,7 @@ pub fn router(keys: KeyManager) -> Router {
     let guard = RequireScopesLayer::all([ADMIN_SCOPE]).expect("the admin scope is valid");
     Router::new()
         .route("/keys", post(create).get(list))
-        .route("/keys/{id}", get(show))
+        .route("/keys/{id}", get(show).patch(patch))
         .route("/keys/{id}/revoke", post(revoke))
         .route("/keys/{id}/rotate", post(rotate))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -297,4 +299,67 @@ async fn rotate(
     let issued = keys.rotate(&id, Duration::from_secs(body.grace_seconds)).await?;
     tracing::info!(old = %id, new = %issued.record.id, grace_seconds = body.grace_seconds, "admin API rotated a key");
     Ok(created(&keys, &issued))
+}
+
+/// Reads a PATCH body field by field: every field optional, `null` clears the expiry or the rate limit, an
+/// unknown field is refused.
+fn parse_update(body: Map<String, Value>, now: std::time::SystemTime) -> Result<KeyUpdate, Problem> {
+    fn field<T: DeserializeOwned>(name: &str, v: Value) -> Result<T, Problem> {
+        serde_json::from_value(v).map_err(|e| Problem::bad_request(format!("{name}: {e}")))
+    }
+    let mut update = KeyUpdate::default();
+    if body.contains_key("expires_at") && body.contains_key("expires_in_seconds") {
+        return Err(Problem::bad_request("give expires_at or expires_in_seconds, not both"));
+    }
+    for (name, value) in body {
+        match name.as_str() {
+            "name" => update.name = Some(field(&name, value)?),
+            "enabled" => update.enabled = Some(field(&name, value)?),
+            "scopes" => {
+                let scopes: Vec<String> = field(&name, value)?;
+                if scopes.len() > crate::key::MAX_SCOPES {
+                    return Err(Problem::bad_request("at most 64 scopes per key"));
+                }
+                update.scopes = Some(Scopes::new(&scopes).map_err(|e| Problem::bad_request(e.to_string()))?);
+            }
+            "metadata" => update.metadata = Some(field(&name, value)?),
+            "rate_limit" => {
+                let limit: Option<LimitBody> = field(&name, value)?;
+                update.rate_limit = Some(limit.map(LimitBody::limit).transpose()?);
+            }
+            "expires_in_seconds" => {
+                let secs: Option<u64> = field(&name, value)?;
+                let at = secs
+                    .map(|s| {
+                        now.checked_add(Duration::from_secs(s))
+                            .ok_or_else(|| Problem::bad_request("expiry out of range"))
+                    })
+                    .transpose()?;
+                update.expires_at = Some(at);
+            }
+            "expires_at" => {
+                let text: Option<String> = field(&name, value)?;
+                let at = text
+                    .map(|t| {
+                        humantime::parse_rfc3339_weak(&t).map_err(|e| Problem::bad_request(format!("expires_at: {e}")))
+                    })
+                    .transpose()?;
+                update.expires_at = Some(at);
+            }
+            other => return Err(Problem::bad_request(format!("unknown field `{other}`"))),
+        }
+    }
+    Ok(update)
+}
+
+async fn patch(
+    State(keys): State<KeyManager>,
+    Path(id): Path<String>,
+    JsonObject(body): JsonObject<Map<String, Value>>,
+) -> Result<Response, Problem> {
+    let id = parse_id(&id)?;
+    let update = parse_update(body, keys.now())?;
+    let record = keys.update(&id, &update).await?;
+    tracing::info!(key_id = %id, "admin API updated a key");
+    Ok(Json(KeyInfo::new(&record, keys.now())).into_response())
 }

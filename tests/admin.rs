@@ -176,3 +176,65 @@ async fn a_revoke_racing_a_rotate_never_leaves_an_active_successor() {
         assert_eq!(r.status_at(now), KeyStatus::Revoked, "{} of {}", r.id, r.owner);
     }
 }
+
+#[tokio::test]
+async fn patch_changes_what_it_names_and_refuses_the_rest() {
+    let a = start().await;
+    let id = a.issue("alice").await;
+    let path = format!("/keys/{id}");
+    let patch = |body: Value| {
+        let body = body.to_string();
+        let path = path.clone();
+        let a = &a;
+        async move { a.send(reqwest::Method::PATCH, &path, Some(&body), Some("application/json")).await }
+    };
+    let (status, info) = patch(json!({
+        "name": "renamed",
+        "scopes": ["read", "billing:*"],
+        "enabled": false,
+        "expires_in_seconds": 3600,
+        "rate_limit": {"requests": 10, "period_seconds": 60},
+        "metadata": {"team": "core"}
+    }))
+    .await;
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(info["name"], "renamed");
+    assert_eq!(info["enabled"], false);
+    assert_eq!(info["status"], "disabled");
+    assert_eq!(info["scopes"], json!(["read", "billing:*"]));
+    assert_eq!(info["rate_limit"], json!({"requests": 10, "period_seconds": 60.0}));
+    assert_eq!(info["metadata"]["team"], "core");
+    assert!(info["expires_at"].is_string());
+    // null clears the expiry and the limit; the rest is kept.
+    let (status, info) = patch(json!({"expires_at": null, "rate_limit": null, "enabled": true})).await;
+    assert_eq!(status, 200, "{info}");
+    assert!(info["expires_at"].is_null() && info["rate_limit"].is_null());
+    assert_eq!((info["name"].as_str(), info["status"].as_str()), (Some("renamed"), Some("active")));
+    let (status, info) = patch(json!({"expires_at": "2030-01-01T00:00:00Z"})).await;
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(info["expires_at"], "2030-01-01T00:00:00.000000000Z");
+
+    for bad in [
+        json!({"owner": "mallory"}),
+        json!({"revoked_at": null}),
+        json!({"name": 5}),
+        json!({"enabled": "yes"}),
+        json!({"expires_in_seconds": u64::MAX}),
+        json!({"expires_in_seconds": 300_000_000_000u64}),
+        json!({"expires_at": "10000-01-01T00:00:00Z"}),
+        json!({"expires_at": "tomorrow"}),
+        json!({"expires_at": null, "expires_in_seconds": 5}),
+        json!({"scopes": ["has space"]}),
+        json!({"name": "n".repeat(300)}),
+        json!({"rate_limit": {"requests": 0, "period_seconds": 1}}),
+    ] {
+        let (status, problem) = patch(bad.clone()).await;
+        assert_eq!(status, 400, "{bad}: {problem}");
+    }
+    let (status, _) = a.send(reqwest::Method::PATCH, &path, Some("[1]"), Some("application/json")).await;
+    assert_eq!(status, 400);
+    let (status, _) = a.send(reqwest::Method::PATCH, "/keys/AAAAAAAAAAAA", Some("{}"), Some("application/json")).await;
+    assert_eq!(status, 404);
+    let record = a.store.get(&id.parse::<KeyId>().unwrap()).await.unwrap().unwrap();
+    assert_eq!(record.name, "renamed", "refused patches changed nothing");
+}
