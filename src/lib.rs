@@ -132,11 +132,13 @@ pub use key::{
     MAX_NAME_LEN, MAX_OWNER_LEN, MAX_PREFIX_LEN, MAX_SCOPE_LEN, MAX_SCOPES, NewKey, ParseKeyKindError, ParsedKey,
     RateLimit, SECRET_LEN, Scopes,
 };
+#[cfg(feature = "redis")]
+pub use layer::RedisRateLimiter;
 pub use layer::extract::{self, API_KEY, DEFAULT_MAX_KEY_LEN, X_API_KEY};
 pub use layer::transport::{self, HttpsPolicy, Secure};
 pub use layer::{
     ApiKeyAuth, ApiKeyLayer, DEFAULT_LOG_PERIOD, DEFAULT_MAX_PENDING_KEYS, DEFAULT_STORE_TIMEOUT, ResponseFuture,
-    UsageTracker,
+    SharedRateLimiter, UsageTracker,
 };
 pub use manage::KeyManager;
 #[cfg(feature = "axum")]
@@ -154,8 +156,6 @@ pub use store::PostgresBus;
 pub use store::PostgresStore;
 #[cfg(all(feature = "cache", feature = "redis"))]
 pub use store::RedisBus;
-#[cfg(feature = "redis")]
-pub use store::RedisStore;
 pub use store::{
     BoxError, KeyStore, KeyUpdate, ListQuery, Lookup, LookupResult, MAX_PAGE, MemoryStore, Page, StoreError, Usage,
 };
@@ -163,3 +163,5 @@ pub use store::{
 pub use store::{CacheConfig, CachedStore, Invalidation, InvalidationBus, Invalidator, Subscription};
 #[cfg(feature = "serde")]
 pub use store::{FileStore, FileStoreError};
+#[cfg(feature = "redis")]
+pub use store::{RedisStore, RedisStoreError};

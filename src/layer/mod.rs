@@ -17,8 +17,11 @@ mod future;
 #[cfg(feature = "rate-limit")]
 mod limiter;
 mod pipeline;
+#[cfg(feature = "redis")]
+mod redis_limit;
 mod report;
 mod service;
+mod shared_limit;
 mod timeout;
 pub mod transport;
 mod usage;
@@ -40,9 +43,13 @@ use extract::{Extractor, validate_scheme};
 pub use future::ResponseFuture;
 use pipeline::Config;
 pub use pipeline::DEFAULT_STORE_TIMEOUT;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis_limit::RedisRateLimiter;
 pub use report::DEFAULT_LOG_PERIOD;
 use report::Report;
 pub use service::ApiKeyAuth;
+pub use shared_limit::SharedRateLimiter;
 use transport::HttpsPolicy;
 pub use usage::{DEFAULT_MAX_PENDING_KEYS, UsageTracker};
 
@@ -118,6 +125,7 @@ impl ApiKeyLayer {
                 https: None,
                 deprecation: None,
                 report: Arc::new(Report::new(DEFAULT_LOG_PERIOD)),
+                shared_limit: None,
                 #[cfg(feature = "rate-limit")]
                 rate_limiter: None,
             }),
@@ -407,6 +415,24 @@ impl<R> ApiKeyLayer<R> {
         }
         let report = Arc::new(Report::new(period));
         Ok(self.edit(|c| c.report = report))
+    }
+
+    /// Per-key rate limits that hold across every instance: `limiter` (for example
+    /// `RedisRateLimiter`, feature `redis`) is asked once per request, after the key is verified, with the key's own
+    /// limit or `default` (keys with neither are not limited). A limiter that fails or is slower than the store
+    /// timeout gives 503 (fail closed). Use it instead of [`ApiKeyLayer::rate_limit`], which counts in this process
+    /// only.
+    ///
+    /// ```
+    /// # use tower_api_key::*;
+    /// # #[derive(Debug)] struct Unlimited;
+    /// # #[async_trait] impl SharedRateLimiter for Unlimited {
+    /// #     async fn check(&self, _: &KeyId, _: RateLimit) -> Result<Result<(), RateLimitInfo>, StoreError> { Ok(Ok(())) } }
+    /// let layer = ApiKeyLayer::new(MemoryStore::new()).shared_rate_limit(Unlimited, RateLimit::per_second(50));
+    /// ```
+    pub fn shared_rate_limit(self, limiter: impl SharedRateLimiter, default: Option<crate::RateLimit>) -> Self {
+        let shared = shared_limit::Shared { limiter: Arc::new(limiter), default };
+        self.edit(|c| c.shared_limit = Some(shared))
     }
 
     /// Replaces the rejection response. Any `Fn(&Rejection) -> Response<B>` closure works.

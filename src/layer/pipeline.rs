@@ -11,11 +11,13 @@ use http::{Method, Request};
 use super::deprecation::Deprecation;
 use super::extract::{API_KEY, Credential, Extractor, X_API_KEY, scan};
 use super::report::Report;
+use super::shared_limit::Shared;
+use super::timeout::bounded;
 use super::transport::HttpsPolicy;
 use super::usage::UsageTracker;
 use crate::clock::Clock;
 use crate::events::{AuthEvent, AuthEventSink};
-use crate::key::{Classified, KeyDigest, KeyFormat, KeyId, KeyKind, KeyStatus};
+use crate::key::{Classified, KeyDigest, KeyFormat, KeyId, KeyKind, KeyRecord, KeyStatus, RateLimit};
 use crate::principal::{CredentialSource, Principal};
 use crate::reject::{Challenges, GrpcKind, RateLimitInfo, RejectReason, Rejection};
 use crate::store::{KeyStore, Lookup, LookupResult, StoreError};
@@ -42,6 +44,7 @@ pub(crate) struct Config {
     pub(crate) https: Option<HttpsPolicy>,
     pub(crate) deprecation: Option<Arc<Deprecation>>,
     pub(crate) report: Arc<Report>,
+    pub(crate) shared_limit: Option<Shared>,
     #[cfg(feature = "rate-limit")]
     pub(crate) rate_limiter: Option<super::limiter::KeyRateLimiter>,
 }
@@ -112,20 +115,43 @@ impl Denied {
     }
 }
 
+/// A verified key whose shared rate limit must still be asked (and waited for): [`Config::limit`].
+#[derive(Debug)]
+pub(crate) struct LimitCheck {
+    record: Arc<KeyRecord>,
+    source: CredentialSource,
+    limit: RateLimit,
+}
+
+/// What [`Config::verify`] decided for a key that passed.
+pub(crate) enum Admitted {
+    Now(Principal),
+    AfterLimit(LimitCheck),
+}
+
 /// What [`Config::begin`] decided.
 pub(crate) enum Step {
     /// Let the request through unauthenticated (preflight, optional mode, foreign bearer).
     Pass,
     Deny(Denied),
     Accept(Principal),
-    /// The store must be asked (and waited for); then [`Config::verify`].
-    Lookup(Pending),
+    /// Something must be waited for: [`Config::resolve`].
+    Wait(Waiting),
 }
 
-impl From<Result<Principal, Denied>> for Step {
-    fn from(verdict: Result<Principal, Denied>) -> Self {
+/// What a request waits for before the verdict.
+pub(crate) enum Waiting {
+    /// The store's answer; then [`Config::verify`].
+    Lookup(Pending),
+    /// The shared rate limiter's answer: [`Config::limit`].
+    Limit(LimitCheck),
+}
+
+impl From<Result<Admitted, Denied>> for Step {
+    fn from(verdict: Result<Admitted, Denied>) -> Self {
         match verdict {
-            Ok(principal) => Step::Accept(principal),
+            Ok(Admitted::Now(principal)) => Step::Accept(principal),
+            Ok(Admitted::AfterLimit(check)) => Step::Wait(Waiting::Limit(check)),
             Err(denied) => Step::Deny(denied),
         }
     }
@@ -187,7 +213,7 @@ impl Config {
                     // only when there is a record to check it against. An unknown id costs no SHA-256; the id is
                     // public, and how long verifying takes still says nothing about the secret.
                     Some(result) => self.verify(wanted, source, result, || parsed.secret_digest()).into(),
-                    None => Step::Lookup(Pending { wanted, digest: parsed.secret_digest(), source }),
+                    None => Step::Wait(Waiting::Lookup(Pending { wanted, digest: parsed.secret_digest(), source })),
                 }
             }
             Classified::Malformed => Step::Deny(Denied::new(RejectReason::Malformed, None)),
@@ -196,7 +222,7 @@ impl Config {
                 let digest = KeyDigest::of(credential.value);
                 match self.store.lookup_now(Lookup::Digest(&digest)) {
                     Some(result) => self.verify(Wanted::Digest, source, result, || digest).into(),
-                    None => Step::Lookup(Pending { wanted: Wanted::Digest, digest, source }),
+                    None => Step::Wait(Waiting::Lookup(Pending { wanted: Wanted::Digest, digest, source })),
                 }
             }
             Classified::Foreign => Step::Deny(Denied::new(RejectReason::OpaqueNotAccepted, None)),
@@ -211,7 +237,7 @@ impl Config {
         source: CredentialSource,
         result: LookupResult,
         digest: impl FnOnce() -> KeyDigest,
-    ) -> Result<Principal, Denied> {
+    ) -> Result<Admitted, Denied> {
         let record = match result {
             Ok(Some(record)) => record,
             Ok(None) => return Err(Denied::new(RejectReason::Unknown, wanted.key_id())),
@@ -241,6 +267,54 @@ impl Config {
         {
             return Err(Denied { rate: Some(info), ..Denied::new(RejectReason::RateLimited, Some(record.id)) });
         }
+        if let Some(shared) = &self.shared_limit
+            && let Some(limit) = record.rate_limit.or(shared.default)
+        {
+            return Ok(Admitted::AfterLimit(LimitCheck { record, source, limit }));
+        }
+        Ok(Admitted::Now(self.admit(record, source)))
+    }
+
+    /// The verdict of a request that had to wait: the store's answer verified (and then, if the key has a shared
+    /// limit, the limiter asked), or the limiter's answer.
+    pub(crate) async fn resolve(&self, waiting: Waiting, span: &tracing::Span) -> Result<Principal, Denied> {
+        let check = match waiting {
+            Waiting::Limit(check) => check,
+            Waiting::Lookup(pending) => {
+                let lookup = bounded(self.store.lookup(pending.lookup()), self.store_timeout);
+                let result = tracing::Instrument::instrument(lookup, span.clone()).await;
+                match span.in_scope(|| self.verify(pending.wanted, pending.source, result, || pending.digest))? {
+                    Admitted::Now(principal) => return Ok(principal),
+                    Admitted::AfterLimit(check) => check,
+                }
+            }
+        };
+        tracing::Instrument::instrument(self.limit(check), span.clone()).await
+    }
+
+    /// Step 5 with a shared limiter: one call, bounded by the store timeout; a limiter that fails or does not
+    /// answer in time gives 503 (fail closed).
+    async fn limit(&self, check: LimitCheck) -> Result<Principal, Denied> {
+        let LimitCheck { record, source, limit } = check;
+        let Some(shared) = &self.shared_limit else { return Ok(self.admit(record, source)) };
+        match bounded(shared.limiter.check(&record.id, limit), self.store_timeout).await {
+            Ok(Ok(())) => Ok(self.admit(record, source)),
+            Ok(Err(info)) => {
+                Err(Denied { rate: Some(info), ..Denied::new(RejectReason::RateLimited, Some(record.id)) })
+            }
+            Err(error) => {
+                self.report.store_failed(&error);
+                let reason = match error {
+                    StoreError::Timeout(_) => RejectReason::StoreTimeout,
+                    _ => RejectReason::StoreFailed,
+                };
+                Err(Denied::new(reason, Some(record.id)))
+            }
+        }
+    }
+
+    /// The key passed every check: events, usage and metrics, and the principal.
+    fn admit(&self, record: Arc<KeyRecord>, source: CredentialSource) -> Principal {
         tracing::debug!(key_id = %record.id, kind = record.kind.as_str(), source = source.as_str(), "api key accepted");
         if let Some(sink) = &self.events {
             sink.on_event(&AuthEvent::Verified { key_id: &record.id, kind: record.kind });
@@ -250,7 +324,7 @@ impl Config {
         }
         #[cfg(feature = "metrics")]
         metrics::counter!("tower_api_key_requests_total", "outcome" => "accepted", "reason" => "ok").increment(1);
-        Ok(Principal::new(record, source, &self.challenges))
+        Principal::new(record, source, &self.challenges)
     }
 
     /// Step 7: the rejection for `denied`, in the gRPC form when the request is a gRPC call. Counted, reported

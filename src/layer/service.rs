@@ -7,11 +7,9 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use tower_service::Service;
-use tracing::Instrument;
 
 use super::future::ResponseFuture;
 use super::pipeline::{Config, Step};
-use super::timeout::bounded;
 use crate::principal::Principal;
 use crate::reject::OnRejection;
 
@@ -137,18 +135,14 @@ where
                     Some(headers) => ResponseFuture::deprecated(self.inner.call(req), headers),
                 }
             }
-            Step::Lookup(pending) => {
+            Step::Wait(waiting) => {
                 // The ready service goes into the future; a fresh clone stays here (tower's `mem::replace` idiom).
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 let config = self.config.clone();
                 let on_rejection = self.on_rejection.clone();
                 ResponseFuture::boxed(async move {
-                    let lookup = bounded(config.store.lookup(pending.lookup()), config.store_timeout);
-                    let result = lookup.instrument(span.clone()).await;
-                    let verdict =
-                        span.in_scope(|| config.verify(pending.wanted, pending.source, result, || pending.digest));
-                    match verdict {
+                    match config.resolve(waiting, &span).await {
                         Ok(principal) => {
                             record_accepted(&span, &principal);
                             let deprecation = config.deprecation_for(&principal);
@@ -184,7 +178,7 @@ fn record_step(span: &tracing::Span, step: &Step) {
         Step::Pass => {
             span.record("outcome", "passed_unauthenticated");
         }
-        Step::Lookup(_) => {}
+        Step::Wait(_) => {}
     }
 }
 

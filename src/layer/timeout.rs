@@ -13,10 +13,13 @@ use std::time::Duration;
 
 use tokio::runtime::{Handle, Id};
 
-use crate::store::{LookupResult, StoreError};
+use crate::store::StoreError;
 
 /// Runs `lookup`, answering [`StoreError::Timeout`] once `timeout` has passed.
-pub(crate) async fn bounded(lookup: impl Future<Output = LookupResult>, timeout: Duration) -> LookupResult {
+pub(crate) async fn bounded<T>(
+    lookup: impl Future<Output = Result<T, StoreError>>,
+    timeout: Duration,
+) -> Result<T, StoreError> {
     let expired = || Err(StoreError::Timeout(timeout));
     if Handle::try_current().is_ok_and(|handle| has_timer(&handle)) {
         return tokio::time::timeout(timeout, lookup).await.unwrap_or_else(|_| expired());
@@ -75,6 +78,7 @@ fn fallback_timer() -> Option<&'static Handle> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::LookupResult;
 
     async fn slow() -> LookupResult {
         std::future::pending::<()>().await;
