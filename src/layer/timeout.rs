@@ -91,14 +91,14 @@ mod tests {
         let result = rt.block_on(bounded(slow(), Duration::from_millis(50)));
         assert!(matches!(result, Err(StoreError::Timeout(_))));
         // And a fast lookup answers.
-        assert!(matches!(rt.block_on(bounded(async { Ok(None) }, Duration::from_secs(5))), Ok(None)));
+        assert!(matches!(rt.block_on(bounded(async { LookupResult::Ok(None) }, Duration::from_secs(5))), Ok(None)));
     }
 
     #[test]
     fn outside_any_runtime_too() {
         let waker = std::task::Waker::noop();
         let mut cx = std::task::Context::from_waker(waker);
-        let mut fast = std::pin::pin!(bounded(async { Ok(None) }, Duration::from_secs(5)));
+        let mut fast = std::pin::pin!(bounded(async { LookupResult::Ok(None) }, Duration::from_secs(5)));
         assert!(matches!(fast.as_mut().poll(&mut cx), std::task::Poll::Ready(Ok(None))));
         let started = std::time::Instant::now();
         let result = futures_lite_block_on(bounded(slow(), Duration::from_millis(50)));
