@@ -63,7 +63,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     common::init_tracing();
     let addr: SocketAddr = common::addr("127.0.0.1:50051")?;
     let store = MemoryStore::new();
-    common::register_demo_keys(&store)?;
+    common::register_demo_keys_in(&store)?;
 
     tracing::info!(%addr, "gRPC and grpc-web server listening");
     tonic::transport::Server::builder()

@@ -74,7 +74,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     common::init_tracing();
     let addr: SocketAddr = common::addr("127.0.0.1:3001")?;
     let store = MemoryStore::new();
-    common::register_demo_keys(&store)?;
+    common::register_demo_keys_in(&store)?;
 
     let listener = TcpListener::bind(addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "hyper server listening; try GET /whoami");

@@ -1,6 +1,13 @@
 //! The demo server: `cargo run --example server`.
 //!
 //! * listens on `127.0.0.1:3000`, or on `ADDR`;
+//! * keeps its keys where `KEY_STORE` says: `memory` (the default: nothing to install), `postgres` (at
+//!   `DATABASE_URL`, feature `postgres`) or `redis` (at `REDIS_URL`, feature `redis`); a remote store is wrapped
+//!   in a `CachedStore` (feature `cache`) whose changes reach every instance through Redis pub/sub when
+//!   `REDIS_URL` is set, else through PostgreSQL `LISTEN/NOTIFY`; `KEY_NAMESPACE` (default `tower_api_key`) is
+//!   the PostgreSQL schema and the Redis key and channel prefix;
+//! * enforces per-key rate limits: across every instance through Redis when `REDIS_URL` is set (feature
+//!   `redis`), in this process otherwise;
 //! * registers `DEMO_USER_KEY` (user `demo-user`) and `DEMO_SERVICE_KEY` (service `demo-service`, scope
 //!   `keys:admin`) when set; otherwise mints one of each and prints them once;
 //! * accepts `Authorization: Bearer`, `Authorization: Api-Key`, `API-Key` and (deprecated) `X-API-Key`, answering
@@ -13,6 +20,7 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use axum::extract::Request;
@@ -22,22 +30,40 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use tower_api_key::{
-    ApiKeyLayer, Clock, ConfigError, KeyId, KeyManager, MemoryStore, Principal, SystemClock, UsageTracker, admin,
+    ApiKeyLayer, Clock, ConfigError, KeyId, KeyManager, KeyStore, MemoryStore, Principal, SharedRateLimiter,
+    SystemClock, UsageTracker, admin,
 };
 
 /// Since when `X-API-Key` is deprecated (2025-01-01), and where clients read what to do instead.
 const X_API_KEY_DEPRECATED_SINCE: Duration = Duration::from_secs(1_735_689_600);
 const DEPRECATION_LINK: &str = "https://docs.rs/tower-api-key/latest/tower_api_key/extract/";
 
+/// Where the keys are, how rate limits are counted, and what keeps caches current.
+pub struct Backend {
+    /// The store the layer reads and the admin API changes.
+    pub store: Arc<dyn KeyStore>,
+    /// A limiter shared by every instance, or `None` to count in this process.
+    pub limiter: Option<Arc<dyn SharedRateLimiter>>,
+    /// Keeps the cache invalidation subscription alive (dropping it stops it).
+    pub keep_alive: Vec<Box<dyn std::any::Any + Send>>,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend").field("store", &self.store).field("limiter", &self.limiter).finish_non_exhaustive()
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     common::init_tracing();
     let addr: SocketAddr = common::addr("127.0.0.1:3000")?;
-    let store = MemoryStore::new();
-    common::register_demo_keys(&store)?;
+    let backend = backend_from_env().await?;
+    let keys = KeyManager::from_shared(backend.store.clone());
+    common::register_demo_keys(&keys).await?;
 
-    let usage = UsageTracker::spawn(store.clone(), Duration::from_secs(5));
-    let app = app(store, SystemClock, usage.clone())?;
+    let usage = UsageTracker::spawn(backend.store.clone(), Duration::from_secs(5));
+    let app = app_with(backend.store.clone(), SystemClock, usage.clone(), backend.limiter.clone())?;
 
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "listening");
@@ -47,18 +73,159 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .await?;
     usage.shutdown().await;
+    drop(backend);
     Ok(())
 }
 
-/// The demo application: `/health`, and behind the key layer `/whoami` and `/admin`.
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Reads `KEY_STORE`, `DATABASE_URL`, `REDIS_URL` and `KEY_NAMESPACE` (see the module docs).
+pub async fn backend_from_env() -> Result<Backend, Box<dyn std::error::Error>> {
+    let kind = env("KEY_STORE").unwrap_or_else(|| "memory".into());
+    let namespace = env("KEY_NAMESPACE").unwrap_or_else(|| "tower_api_key".into());
+    let redis_url = env("REDIS_URL");
+    let database_url = env("DATABASE_URL");
+    backend(&kind, &namespace, database_url.as_deref(), redis_url.as_deref()).await
+}
+
+/// The backend for `kind` (`memory`, `postgres` or `redis`).
+pub async fn backend(
+    kind: &str,
+    namespace: &str,
+    database_url: Option<&str>,
+    redis_url: Option<&str>,
+) -> Result<Backend, Box<dyn std::error::Error>> {
+    let limiter = shared_limiter(redis_url, namespace).await?;
+    match kind {
+        "memory" => Ok(Backend { store: Arc::new(MemoryStore::new()), limiter, keep_alive: Vec::new() }),
+        "postgres" => {
+            postgres(database_url.ok_or("KEY_STORE=postgres needs DATABASE_URL")?, namespace, redis_url, limiter).await
+        }
+        "redis" => redis(redis_url.ok_or("KEY_STORE=redis needs REDIS_URL")?, namespace, limiter).await,
+        other => Err(format!("KEY_STORE must be memory, postgres or redis, not {other:?}").into()),
+    }
+}
+
+#[cfg(feature = "redis")]
+async fn shared_limiter(
+    redis_url: Option<&str>,
+    namespace: &str,
+) -> Result<Option<Arc<dyn SharedRateLimiter>>, Box<dyn std::error::Error>> {
+    let Some(url) = redis_url else { return Ok(None) };
+    let limiter = tower_api_key::RedisRateLimiter::connect(url, namespace).await?;
+    tracing::info!("per-key rate limits shared through Redis");
+    Ok(Some(Arc::new(limiter)))
+}
+
+#[cfg(not(feature = "redis"))]
+async fn shared_limiter(
+    redis_url: Option<&str>,
+    _: &str,
+) -> Result<Option<Arc<dyn SharedRateLimiter>>, Box<dyn std::error::Error>> {
+    if redis_url.is_some() {
+        tracing::warn!(
+            "REDIS_URL is set but the example was built without the `redis` feature: limits count per process"
+        );
+    }
+    Ok(None)
+}
+
+#[cfg(all(feature = "postgres", feature = "cache"))]
+async fn postgres(
+    url: &str,
+    namespace: &str,
+    redis_url: Option<&str>,
+    limiter: Option<Arc<dyn SharedRateLimiter>>,
+) -> Result<Backend, Box<dyn std::error::Error>> {
+    use tower_api_key::{CacheConfig, CachedStore, PostgresBus, PostgresStore};
+    let pg = PostgresStore::connect(url, namespace).await?;
+    let pool = pg.pool().clone();
+    let cached = CachedStore::new(pg, CacheConfig::new());
+    let (cached, subscription) = match redis_url {
+        Some(redis_url) => bus_over_redis(cached, redis_url, namespace).await?,
+        None => {
+            let subscription = PostgresBus::subscribe(pool.clone(), namespace, cached.invalidator());
+            (cached.with_bus(PostgresBus::new(pool, namespace)), subscription)
+        }
+    };
+    tracing::info!(namespace, "keys in PostgreSQL, cached");
+    Ok(Backend { store: Arc::new(cached), limiter, keep_alive: vec![Box::new(subscription)] })
+}
+
+#[cfg(not(all(feature = "postgres", feature = "cache")))]
+async fn postgres(
+    _: &str,
+    _: &str,
+    _: Option<&str>,
+    _: Option<Arc<dyn SharedRateLimiter>>,
+) -> Result<Backend, Box<dyn std::error::Error>> {
+    Err("KEY_STORE=postgres needs the example built with --features postgres,cache".into())
+}
+
+#[cfg(all(feature = "redis", feature = "cache"))]
+async fn redis(
+    url: &str,
+    namespace: &str,
+    limiter: Option<Arc<dyn SharedRateLimiter>>,
+) -> Result<Backend, Box<dyn std::error::Error>> {
+    use tower_api_key::{CacheConfig, CachedStore, RedisStore};
+    let store = RedisStore::connect(url, namespace).await?;
+    let (cached, subscription) = bus_over_redis(CachedStore::new(store, CacheConfig::new()), url, namespace).await?;
+    tracing::info!(namespace, "keys in Redis, cached");
+    Ok(Backend { store: Arc::new(cached), limiter, keep_alive: vec![Box::new(subscription)] })
+}
+
+#[cfg(not(all(feature = "redis", feature = "cache")))]
+async fn redis(_: &str, _: &str, _: Option<Arc<dyn SharedRateLimiter>>) -> Result<Backend, Box<dyn std::error::Error>> {
+    Err("KEY_STORE=redis needs the example built with --features redis,cache".into())
+}
+
+#[cfg(all(feature = "redis", feature = "cache"))]
+async fn bus_over_redis<S: KeyStore>(
+    cached: tower_api_key::CachedStore<S>,
+    url: &str,
+    namespace: &str,
+) -> Result<(tower_api_key::CachedStore<S>, tower_api_key::Subscription), Box<dyn std::error::Error>> {
+    use tower_api_key::RedisBus;
+    let subscription = RedisBus::subscribe(url, namespace, cached.invalidator())?;
+    Ok((cached.with_bus(RedisBus::connect(url, namespace).await?), subscription))
+}
+
+#[cfg(all(feature = "postgres", feature = "cache", not(feature = "redis")))]
+async fn bus_over_redis<S: KeyStore>(
+    _: tower_api_key::CachedStore<S>,
+    _: &str,
+    _: &str,
+) -> Result<(tower_api_key::CachedStore<S>, tower_api_key::Subscription), Box<dyn std::error::Error>> {
+    Err("REDIS_URL is set: build the example with the `redis` feature too, or unset REDIS_URL".into())
+}
+
+/// The demo application over an in-memory store (what the tests drive).
 pub fn app(store: MemoryStore, clock: impl Clock + Clone, usage: UsageTracker) -> Result<Router, ConfigError> {
-    let auth = ApiKeyLayer::new(store.clone())
+    app_with(Arc::new(store), clock, usage, None)
+}
+
+/// The demo application: `/health`, and behind the key layer `/whoami` and `/admin`.
+pub fn app_with(
+    store: Arc<dyn KeyStore>,
+    clock: impl Clock + Clone,
+    usage: UsageTracker,
+    limiter: Option<Arc<dyn SharedRateLimiter>>,
+) -> Result<Router, ConfigError> {
+    let auth = ApiKeyLayer::from_shared(store.clone())
         .realm("tower-api-key demo")?
         .scheme("Api-Key")?
         .deprecate_x_api_key(UNIX_EPOCH + X_API_KEY_DEPRECATED_SINCE, Some(DEPRECATION_LINK))?
         .clock(clock.clone())
         .usage(usage);
-    let keys = KeyManager::new(store).clock(clock);
+    // Per-key limits from the key records: shared by every instance through Redis, or counted here.
+    let auth = match limiter {
+        Some(shared) => auth.shared_rate_limit(shared, None),
+        None => auth.rate_limit(None),
+    };
+    let keys = KeyManager::from_shared(store).clock(clock);
     let protected = Router::new()
         .route("/whoami", get(whoami))
         .nest("/admin", admin::router(keys))

@@ -152,8 +152,6 @@ pub use scope::{RequireScopes, RequireScopesLayer, ScopeMatch};
 pub use scope::{RequiredScopes, ScopeRejection, Scoped};
 #[cfg(all(feature = "cache", feature = "postgres"))]
 pub use store::PostgresBus;
-#[cfg(feature = "postgres")]
-pub use store::PostgresStore;
 #[cfg(all(feature = "cache", feature = "redis"))]
 pub use store::RedisBus;
 pub use store::{
@@ -163,5 +161,7 @@ pub use store::{
 pub use store::{CacheConfig, CachedStore, Invalidation, InvalidationBus, Invalidator, Subscription};
 #[cfg(feature = "serde")]
 pub use store::{FileStore, FileStoreError};
+#[cfg(feature = "postgres")]
+pub use store::{PostgresError, PostgresStore};
 #[cfg(feature = "redis")]
 pub use store::{RedisStore, RedisStoreError};

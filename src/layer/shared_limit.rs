@@ -51,6 +51,13 @@ pub trait SharedRateLimiter: Debug + Send + Sync + 'static {
     async fn check(&self, id: &KeyId, limit: RateLimit) -> Result<Result<(), RateLimitInfo>, StoreError>;
 }
 
+#[async_trait]
+impl<T: SharedRateLimiter + ?Sized> SharedRateLimiter for Arc<T> {
+    async fn check(&self, id: &KeyId, limit: RateLimit) -> Result<Result<(), RateLimitInfo>, StoreError> {
+        (**self).check(id, limit).await
+    }
+}
+
 /// The layer's shared limiter and its default limit for keys without one.
 #[derive(Debug, Clone)]
 pub(crate) struct Shared {
