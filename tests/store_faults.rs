@@ -1,0 +1,1 @@
+//! Store faults through a TCP proxy (being written).
