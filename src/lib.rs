@@ -54,13 +54,16 @@
 //! | `rate-limit` | yes | per-key GCRA rate limits with `governor` |
 //! | `metrics` | no | outcome counters through the `metrics` crate |
 //! | `test-util` | no | the store conformance suite (module `conformance`) and `ManualClock` |
+//! | `postgres` | no | `PostgresStore` (sqlx); with `cache`, `PostgresBus` (LISTEN/NOTIFY invalidation) |
+//! | `redis` | no | `RedisStore` (Redis and Redis Cluster), `RedisRateLimiter` (limits shared by every instance); with `cache`, `RedisBus` (pub/sub invalidation) |
+//! | `cache` | no | `CachedStore` (moka) in front of any store, and the invalidation bus traits |
 //!
 //! # Where things are
 //!
 //! | module | what |
 //! |---|---|
 //! | `key` | the key types, plain values: [`KeyId`], [`KeyKind`], [`KeyFormat`], [`ApiKey`], [`KeyDigest`], [`KeyRecord`], [`Scopes`], [`RateLimit`], [`NewKey`], [`IssuedKey`] |
-//! | [`store`] | the storage contract [`KeyStore`] and the stores: [`MemoryStore`], `FileStore` |
+//! | [`store`] | the storage contract [`KeyStore`] and the stores: [`MemoryStore`], `FileStore`, `PostgresStore`, `RedisStore`, `CachedStore` |
 //! | `manage` | [`KeyManager`]: issue, import, list, update, revoke, rotate, for every store |
 //! | `layer` | [`ApiKeyLayer`] and its request pipeline ([`extract`], [`transport`]), [`UsageTracker`] |
 //! | [`reject`] | [`Rejection`] and the responses it becomes |
