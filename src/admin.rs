@@ -269,7 +269,8 @@ async fn list(
     q.owner = p.owner;
     q.kind = p.kind;
     q.status = p.status;
-    q.after = p.after.as_deref().map(parse_id).transpose()?;
+    q.after =
+        p.after.as_deref().map(|a| a.parse().map_err(|_| Problem::bad_request("after: not a key id"))).transpose()?;
     q.limit = p.limit.unwrap_or(0);
     let page = keys.list(&q).await?;
     let now = keys.now();

@@ -238,3 +238,37 @@ async fn patch_changes_what_it_names_and_refuses_the_rest() {
     let record = a.store.get(&id.parse::<KeyId>().unwrap()).await.unwrap().unwrap();
     assert_eq!(record.name, "renamed", "refused patches changed nothing");
 }
+
+#[tokio::test]
+async fn listing_parameters_are_checked() {
+    let a = start().await;
+    for _ in 0..3 {
+        a.issue("pager").await;
+    }
+    for (query, want) in [
+        ("?after=not-an-id", 400),
+        ("?limit=-1", 400),
+        ("?limit=99999999999999999999999", 400),
+        ("?kind=robot", 400),
+        ("?status=zombie", 400),
+        ("?unknown=1", 400),
+        ("?limit=0", 200),
+        ("?limit=1000000", 200),
+        ("?owner=pager&limit=1", 200),
+    ] {
+        let (status, body) = a.send(reqwest::Method::GET, &format!("/keys{query}"), None, None).await;
+        assert_eq!(status, want, "{query}: {body}");
+    }
+    // Paging one at a time visits every key once.
+    let mut seen = Vec::new();
+    let mut query = "?owner=pager&limit=1".to_owned();
+    loop {
+        let (_, page) = a.send(reqwest::Method::GET, &format!("/keys{query}"), None, None).await;
+        seen.extend(page["items"].as_array().unwrap().iter().map(|k| k["id"].as_str().unwrap().to_owned()));
+        match page["next"].as_str() {
+            Some(next) => query = format!("?owner=pager&limit=1&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 3);
+}
