@@ -161,7 +161,7 @@ pub use store::{
     BoxError, KeyStore, KeyUpdate, ListQuery, Lookup, LookupResult, MAX_PAGE, MemoryStore, Page, StoreError, Usage,
 };
 #[cfg(feature = "cache")]
-pub use store::{CacheConfig, CachedStore, Invalidation, InvalidationBus, Invalidator, Subscription};
+pub use store::{CacheConfig, CachedStore, IdFilter, Invalidation, InvalidationBus, Invalidator, Subscription};
 #[cfg(feature = "serde")]
 pub use store::{FileStore, FileStoreError};
 #[cfg(feature = "postgres")]

@@ -37,16 +37,18 @@
 
 use std::fmt;
 use std::hash::Hash;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use moka::Expiry;
 use tokio::sync::OnceCell;
 
+use super::bus::Subscription;
 use super::change::{KeyUpdate, Usage};
 use super::contract::{KeyStore, Lookup, LookupResult, StoreError};
+use super::filter::{Answer, FilterState};
 use super::invalidate::{Invalidation, InvalidationBus};
 use super::list::{ListQuery, Page};
 use crate::key::{KeyDigest, KeyId, KeyRecord};
@@ -84,6 +86,11 @@ pub struct CacheConfig {
     max_entries: u64,
     positive_ttl: Duration,
     negative_ttl: Duration,
+    id_filter: bool,
+    filter_capacity: usize,
+    filter_refresh: Duration,
+    filter_without_bus: bool,
+    name: Option<&'static str>,
 }
 
 impl Default for CacheConfig {
@@ -93,13 +100,81 @@ impl Default for CacheConfig {
 }
 
 impl CacheConfig {
-    /// 100 000 entries, found records for 30 s, unknown keys for 1 s.
+    /// 100 000 entries, found records for 30 s, unknown keys for 1 s; the id filter on, sized for 1 million ids
+    /// at first, rebuilt every 5 minutes, trusted only with a connected subscription.
     ///
     /// ```
     /// let config = tower_api_key::CacheConfig::new();
     /// ```
     pub fn new() -> Self {
-        Self { max_entries: 100_000, positive_ttl: Duration::from_secs(30), negative_ttl: Duration::from_secs(1) }
+        Self {
+            max_entries: 100_000,
+            positive_ttl: Duration::from_secs(30),
+            negative_ttl: Duration::from_secs(1),
+            id_filter: true,
+            filter_capacity: 1_000_000,
+            filter_refresh: Duration::from_secs(300),
+            filter_without_bus: false,
+            name: None,
+        }
+    }
+
+    /// Whether to keep an id filter (on by default): a Bloom filter of the ids (and opaque keys' digests) in the
+    /// store, which answers "no such key" for almost every unknown id without a store call. See the
+    /// [`CachedStore`] docs for when it is trusted. `false` turns it off: every miss asks the store.
+    ///
+    /// ```
+    /// let config = tower_api_key::CacheConfig::new().id_filter(false);
+    /// ```
+    pub fn id_filter(mut self, on: bool) -> Self {
+        self.id_filter = on;
+        self
+    }
+
+    /// How many ids the filter is sized for at least (default 1 million: 1.2 MB). It grows by itself (a rebuild
+    /// at twice the count) when the store holds more; 10 million ids take 12 MB.
+    ///
+    /// ```
+    /// let config = tower_api_key::CacheConfig::new().filter_capacity(10_000_000);
+    /// ```
+    pub fn filter_capacity(mut self, ids: usize) -> Self {
+        self.filter_capacity = ids;
+        self
+    }
+
+    /// How often the filter is rebuilt from the store (default 5 minutes), besides on every reconnection of the
+    /// subscription: the bound for a key stored without a message on the bus (written to the store directly, or
+    /// whose message was lost).
+    ///
+    /// ```
+    /// let config = tower_api_key::CacheConfig::new().filter_refresh(std::time::Duration::from_secs(60));
+    /// ```
+    pub fn filter_refresh(mut self, every: Duration) -> Self {
+        self.filter_refresh = every;
+        self
+    }
+
+    /// Trust the filter without a subscription (default `false`). Only for a store that nothing but this cache
+    /// writes to (one instance): a key stored elsewhere would be refused until the next rebuild
+    /// ([`CacheConfig::filter_refresh`]).
+    ///
+    /// ```
+    /// let config = tower_api_key::CacheConfig::new().filter_without_bus(true);
+    /// ```
+    pub fn filter_without_bus(mut self, trust: bool) -> Self {
+        self.filter_without_bus = trust;
+        self
+    }
+
+    /// The store's name in the metrics (`store` label, feature `metrics`). Default: the store type's name
+    /// (`PostgresStore`).
+    ///
+    /// ```
+    /// let config = tower_api_key::CacheConfig::new().name("postgres");
+    /// ```
+    pub fn name(mut self, name: &'static str) -> Self {
+        self.name = Some(name);
+        self
     }
 
     /// The most entries kept (found and unknown keys together); the least recently useful go first.
@@ -148,6 +223,8 @@ impl Expiry<CacheKey, Entry> for Lifetimes {
 }
 
 pub(crate) struct Shared {
+    /// The id filter, if on.
+    filter: Option<Arc<FilterState>>,
     entries: moka::sync::Cache<CacheKey, Entry>,
     /// One store lookup per key at a time: later misses wait for the first one's answer.
     in_flight: moka::sync::Cache<CacheKey, Arc<OnceCell<Entry>>>,
@@ -160,6 +237,10 @@ impl Shared {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         match target {
             Target::Key(inv) => {
+                // Into the filter first: once the negative entry is gone, the filter must let the key through.
+                if let Some(filter) = &self.filter {
+                    filter.add(inv);
+                }
                 self.entries.invalidate(&CacheKey::Id(inv.id));
                 self.in_flight.invalidate(&CacheKey::Id(inv.id));
                 if let Some(d) = inv.digest {
@@ -168,6 +249,9 @@ impl Shared {
                 }
             }
             Target::All => {
+                if let Some(filter) = &self.filter {
+                    filter.resync();
+                }
                 self.entries.invalidate_all();
                 self.in_flight.invalidate_all();
             }
@@ -193,18 +277,105 @@ impl Shared {
 /// assert!(cached.lookup_now(Lookup::Id(&id)).is_some()); // now a hit, answered at once
 /// # });
 /// ```
+///
+/// # The id filter
+///
+/// With [`CacheConfig::id_filter`] (on by default), the cache keeps an [`crate::IdFilter`] of the ids (and opaque
+/// keys' digests) in the store, and a miss whose id the filter has certainly never seen answers `Ok(None)` at once
+/// (through [`KeyStore::lookup_now`]): no store call, and no negative entry (a flood of random ids does not push
+/// real entries out). Unknown ids never repeat, so the negative cache alone cannot stop such a flood; the filter
+/// does, for all but about 1 % of them.
+///
+/// * **Built** from the store in pages ([`KeyStore::list`], 1000 records a page) by a background task started with
+///   the cache (or at its first lookup when created outside a Tokio runtime). Requests are never blocked by it.
+/// * **Kept current** by the invalidation channel: every [`Invalidation`] that arrives, and every change made
+///   through this cache (the cache publishes inserts too), adds its id. Ids that arrive during a rebuild go into
+///   both the old and the new filter, so none is lost at the swap. Rebuilt every
+///   [`CacheConfig::filter_refresh`] (5 minutes by default).
+/// * **Trusted only** when a subscription is attached ([`CachedStore::with_subscription`]) and connected, and a
+///   full build has completed since it last (re)connected ([`Invalidator::evict_all`] asks for that rebuild).
+///   Otherwise every miss goes to the store, behind the negative cache, as without a filter. A real key is never
+///   turned away by a stale filter while the channel is up; a key written to the store without a message (a SQL
+///   console, a store used without this cache) is refused until the next rebuild.
+/// * **Without a bus**, the filter is not trusted (it cannot see keys made elsewhere), unless
+///   [`CacheConfig::filter_without_bus`] says that nothing but this cache writes to the store.
+/// * **Opaque keys** are filtered by digest in the same filter (the record's digest is what the lookup asks for).
+/// * **Cost**: about 1.2 bytes per id (12 MB at 10 million ids) at a 1 % false-positive rate; a check costs one
+///   SipHash of the id and one to seven memory probes (see `benches/filter.rs` and BENCHMARKS.md).
+///
+/// # Metrics (feature `metrics`)
+///
+/// * `tower_api_key_store_lookups_total{store, result}`: lookups that reached the store behind the cache, by
+///   result (`found`, `absent`, `error`); `store` is [`CacheConfig::name`].
+/// * `tower_api_key_filter_total{answer}`: the filter's answers on cache misses: `absent` (answered without the
+///   store), `maybe` (sent to the store), `untrusted` (sent to the store: not built yet, or channel down).
 pub struct CachedStore<S> {
     inner: Arc<S>,
     shared: Arc<Shared>,
     bus: Option<Arc<dyn InvalidationBus>>,
     config: CacheConfig,
+    name: &'static str,
+    link: Arc<Link>,
 }
 
 impl<S> Clone for CachedStore<S> {
     fn clone(&self) -> Self {
-        Self { inner: self.inner.clone(), shared: self.shared.clone(), bus: self.bus.clone(), config: self.config }
+        Self {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+            bus: self.bus.clone(),
+            config: self.config,
+            name: self.name,
+            link: self.link.clone(),
+        }
     }
 }
+
+/// What the clones of one cache share but its invalidators must not hold (no cycle through the subscription's
+/// task): the attached subscription and the filter builder task, both stopped when the last clone goes.
+#[derive(Debug, Default)]
+struct Link {
+    subscription: OnceLock<Subscription>,
+    builder_started: AtomicBool,
+    builder: OnceLock<tokio::task::AbortHandle>,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        if let Some(task) = self.builder.get() {
+            task.abort();
+        }
+    }
+}
+
+/// The last path segment of a type's name, generics aside: `alloc::sync::Arc<a::b::MemoryStore>` gives
+/// `MemoryStore`.
+fn short_type_name(full: &'static str) -> &'static str {
+    let trimmed = full.trim_end_matches('>');
+    let tail = trimmed.rsplit(['<', ' ']).next().unwrap_or(trimmed);
+    tail.rsplit("::").next().unwrap_or(tail)
+}
+
+#[cfg(feature = "metrics")]
+fn count_store_lookup(store: &'static str, result: &LookupResult) {
+    let result = match result {
+        Ok(Some(_)) => "found",
+        Ok(None) => "absent",
+        Err(_) => "error",
+    };
+    metrics::counter!("tower_api_key_store_lookups_total", "store" => store, "result" => result).increment(1);
+}
+
+#[cfg(feature = "metrics")]
+fn count_filter(answer: Answer) {
+    metrics::counter!("tower_api_key_filter_total", "answer" => answer.as_str()).increment(1);
+}
+
+#[cfg(not(feature = "metrics"))]
+fn count_store_lookup(_: &'static str, _: &LookupResult) {}
+
+#[cfg(not(feature = "metrics"))]
+fn count_filter(_: Answer) {}
 
 impl<S: fmt::Debug> fmt::Debug for CachedStore<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -213,6 +384,8 @@ impl<S: fmt::Debug> fmt::Debug for CachedStore<S> {
             .field("config", &self.config)
             .field("entries", &self.shared.entries.entry_count())
             .field("bus", &self.bus)
+            .field("filter", &self.shared.filter)
+            .field("subscription", &self.link.subscription.get())
             .finish()
     }
 }
@@ -231,12 +404,99 @@ impl<S: KeyStore> CachedStore<S> {
             .max_capacity(config.max_entries.max(1))
             .time_to_live(Duration::from_secs(600))
             .build();
-        Self {
+        let filter = config.id_filter.then(|| Arc::new(FilterState::new()));
+        let cache = Self {
             inner: Arc::new(inner),
-            shared: Arc::new(Shared { entries, in_flight, epoch: AtomicU64::new(0) }),
+            shared: Arc::new(Shared { filter, entries, in_flight, epoch: AtomicU64::new(0) }),
             bus: None,
             config,
+            name: config.name.unwrap_or_else(|| short_type_name(std::any::type_name::<S>())),
+            link: Arc::new(Link::default()),
+        };
+        cache.start_filter_builder();
+        cache
+    }
+
+    /// Starts the filter's builder task once, if there is a filter and a Tokio runtime to run it on.
+    #[inline]
+    fn start_filter_builder(&self) {
+        if self.link.builder_started.load(Ordering::Relaxed) {
+            return;
         }
+        let Some(filter) = &self.shared.filter else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        if self.link.builder_started.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let task = runtime.spawn(super::filter::run(
+            filter.clone(),
+            self.inner.clone(),
+            self.config.filter_capacity,
+            self.config.filter_refresh,
+        ));
+        let _ = self.link.builder.set(task.abort_handle());
+    }
+
+    /// Whether changes made elsewhere reach this cache now: an attached subscription that is connected, or the
+    /// promise that nothing else writes ([`CacheConfig::filter_without_bus`]).
+    #[inline]
+    fn channel_up(&self) -> bool {
+        match self.link.subscription.get() {
+            Some(subscription) => subscription.is_connected(),
+            None => self.config.filter_without_bus,
+        }
+    }
+
+    /// The filter's answer for a miss, `None` without a filter.
+    #[inline]
+    fn filter_answer(&self, by: Lookup<'_>) -> Option<Answer> {
+        let filter = self.shared.filter.as_ref()?;
+        self.start_filter_builder();
+        Some(filter.check(by, self.channel_up()))
+    }
+
+    /// Keeps `subscription` (this cache's own, from a bus's `subscribe` with [`CachedStore::invalidator`]) alive
+    /// for as long as the cache, and trusts the id filter only while it is connected. Every clone shares it;
+    /// attach one subscription only (a second one is dropped at once).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), tower_api_key::StoreError> {
+    /// use tower_api_key::{CacheConfig, CachedStore, MemoryStore, RedisBus};
+    /// let url = "redis://127.0.0.1:6379";
+    /// let cached = CachedStore::new(MemoryStore::new(), CacheConfig::new());
+    /// let subscription = RedisBus::subscribe(url, "tower_api_key", cached.invalidator())?;
+    /// let cached = cached.with_bus(RedisBus::connect(url, "tower_api_key").await?).with_subscription(subscription);
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn with_subscription(self, subscription: Subscription) -> Self {
+        let _ = self.link.subscription.set(subscription);
+        self
+    }
+
+    /// Whether the id filter answers now: on, built since the last resync, and the channel up. `false` means
+    /// every miss goes to the store.
+    ///
+    /// ```
+    /// use tower_api_key::{CacheConfig, CachedStore, MemoryStore};
+    /// let cached = CachedStore::new(MemoryStore::new(), CacheConfig::new());
+    /// assert!(!cached.filter_trusted()); // no subscription attached, and not built yet
+    /// ```
+    #[must_use]
+    pub fn filter_trusted(&self) -> bool {
+        self.shared.filter.as_ref().is_some_and(|f| f.is_trusted()) && self.channel_up()
+    }
+
+    /// The memory of the id filter in use, in bytes (0 without a filter).
+    ///
+    /// ```
+    /// use tower_api_key::{CacheConfig, CachedStore, MemoryStore};
+    /// let cached = CachedStore::new(MemoryStore::new(), CacheConfig::new().id_filter(false));
+    /// assert_eq!(cached.filter_memory_bytes(), 0);
+    /// ```
+    #[must_use]
+    pub fn filter_memory_bytes(&self) -> usize {
+        self.shared.filter.as_ref().map_or(0, |f| f.memory_bytes())
     }
 
     /// Publishes every change made through this cache on `bus`, so that other instances drop their entries.
@@ -340,9 +600,22 @@ impl<S: KeyStore> KeyStore for CachedStore<S> {
         if let Some(hit) = self.shared.entries.get(&key) {
             return Ok(hit);
         }
+        if let Some(answer) = self.filter_answer(by) {
+            count_filter(answer);
+            if answer == Answer::Absent {
+                return Ok(None);
+            }
+        }
         let epoch = self.shared.epoch.load(Ordering::SeqCst);
         let cell = self.shared.in_flight.get_with(key, || Arc::new(OnceCell::new()));
-        let answer = cell.get_or_try_init(|| self.inner.lookup(by)).await.cloned();
+        let answer = cell
+            .get_or_try_init(|| async {
+                let answer = self.inner.lookup(by).await;
+                count_store_lookup(self.name, &answer);
+                answer
+            })
+            .await
+            .cloned();
         self.shared.in_flight.invalidate(&key);
         if let Ok(entry) = &answer
             && self.shared.epoch.load(Ordering::SeqCst) == epoch
@@ -353,7 +626,16 @@ impl<S: KeyStore> KeyStore for CachedStore<S> {
     }
 
     fn lookup_now(&self, by: Lookup<'_>) -> Option<LookupResult> {
-        self.shared.entries.get(&CacheKey::from(by)).map(Ok)
+        if let Some(hit) = self.shared.entries.get(&CacheKey::from(by)) {
+            return Some(Ok(hit));
+        }
+        // Certainly absent: answered here, without a future. Other answers are counted by `lookup`, which the
+        // layer calls next.
+        if self.filter_answer(by) == Some(Answer::Absent) {
+            count_filter(Answer::Absent);
+            return Some(Ok(None));
+        }
+        None
     }
 
     async fn get(&self, id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
@@ -607,5 +889,108 @@ mod tests {
         let _stale = slow.await.unwrap();
         *c.get_ref().delay.lock().unwrap() = Duration::ZERO;
         assert!(c.lookup(Lookup::Id(&id)).await.unwrap().unwrap().revoked_at.is_some());
+    }
+
+    /// A subscription that connects at once and drops its connection whenever `drop_now` is notified.
+    fn fake_subscription(invalidator: Invalidator, drop_now: Arc<tokio::sync::Notify>) -> Subscription {
+        Subscription::spawn(move |state| {
+            let (invalidator, drop_now) = (invalidator.clone(), drop_now.clone());
+            async move {
+                state.up(&invalidator);
+                drop_now.notified().await;
+                state.down();
+                Err("dropped by the test".to_owned())
+            }
+        })
+    }
+
+    async fn until(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !done() {
+            assert!(Instant::now() < deadline, "{what} within 5 s");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_id_filter_stops_unknown_ids_and_lets_every_real_key_through() {
+        let c = cached(CacheConfig::new().filter_capacity(10_000));
+        let store = &c.get_ref().inner;
+        let known = store.add(NewKey::user("a")).unwrap();
+        let opaque = store.import("legacy-key", NewKey::user("b")).unwrap();
+        // No subscription: not trusted, every miss reaches the store.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!c.filter_trusted());
+        assert!(c.lookup_now(Lookup::Id(&KeyId::random())).is_none());
+        let drop_now = Arc::new(tokio::sync::Notify::new());
+        let c = c.clone().with_subscription(fake_subscription(c.invalidator(), drop_now.clone()));
+        until("the filter is trusted", || c.filter_trusted()).await;
+        assert!(c.filter_memory_bytes() >= 10_000);
+
+        // A flood of well-formed unknown ids: answered at once, the store sees about 1 %.
+        let before = c.get_ref().lookups.load(Ordering::SeqCst);
+        let mut at_once = 0;
+        for _ in 0..2_000 {
+            let id = KeyFormat::new().issue(NewKey::user("x"), SystemTime::now()).record.id;
+            if c.lookup_now(Lookup::Id(&id)).is_some() {
+                at_once += 1;
+            }
+            assert!(c.lookup(Lookup::Id(&id)).await.unwrap().is_none());
+        }
+        let reached = c.get_ref().lookups.load(Ordering::SeqCst) - before;
+        assert!(reached <= 60 && at_once >= 1_940, "{reached} of 2000 reached the store, {at_once} answered at once");
+        assert_eq!(c.entry_count(), 0, "filtered ids take no cache entry");
+        // Real keys pass, by id and by digest.
+        assert!(c.lookup(Lookup::Id(&known.record.id)).await.unwrap().is_some());
+        assert!(c.lookup(Lookup::Digest(&opaque.digest)).await.unwrap().is_some());
+
+        // Issued through this cache: in the filter at once.
+        let keys = crate::KeyManager::new(c.clone());
+        let mine = keys.issue(NewKey::user("c")).await.unwrap();
+        assert!(c.lookup(Lookup::Id(&mine.record.id)).await.unwrap().is_some());
+        // Issued on another instance: works as soon as its message arrives.
+        let elsewhere = KeyFormat::new().issue(NewKey::user("d"), SystemTime::now()).record;
+        store.put(elsewhere.clone()).unwrap();
+        c.invalidator().evict(&Invalidation::of(&elsewhere));
+        assert!(c.lookup(Lookup::Id(&elsewhere.id)).await.unwrap().is_some());
+
+        // The channel drops: not trusted, misses reach the store again.
+        drop_now.notify_one();
+        until("the filter is distrusted", || !c.filter_trusted()).await;
+        let lost = KeyFormat::new().issue(NewKey::user("e"), SystemTime::now()).record;
+        store.put(lost.clone()).unwrap(); // its message is lost with the connection
+        let before = c.get_ref().lookups.load(Ordering::SeqCst);
+        if !c.filter_trusted() {
+            assert!(c.lookup_now(Lookup::Id(&KeyId::random())).is_none(), "untrusted: no answer from the filter");
+            assert!(c.lookup(Lookup::Id(&lost.id)).await.unwrap().is_some(), "found in the store while down");
+            assert!(c.get_ref().lookups.load(Ordering::SeqCst) > before);
+        }
+        // Back, with a rebuild: the key whose message was lost is in the filter.
+        until("the filter is trusted again", || c.filter_trusted()).await;
+        c.invalidator().evict(&Invalidation { id: lost.id, digest: None }); // its cache entry only
+        let filter = c.shared.filter.as_ref().unwrap();
+        assert_eq!(filter.check(Lookup::Id(&lost.id), true), Answer::Maybe);
+        assert!(c.lookup(Lookup::Id(&lost.id)).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn the_filter_can_be_turned_off_and_trusted_without_a_bus() {
+        let off = cached(CacheConfig::new().id_filter(false).filter_without_bus(true));
+        assert!(!off.filter_trusted() && off.filter_memory_bytes() == 0);
+        assert!(off.lookup_now(Lookup::Id(&KeyId::random())).is_none());
+        let local = cached(CacheConfig::new().filter_without_bus(true).filter_capacity(100));
+        until("the filter is built", || local.filter_trusted()).await;
+        assert!(local.lookup_now(Lookup::Id(&KeyId::random())).is_some());
+        let keys = crate::KeyManager::new(local.clone());
+        let issued = keys.issue(NewKey::user("a")).await.unwrap();
+        assert!(local.lookup(Lookup::Id(&issued.record.id)).await.unwrap().is_some());
+    }
+
+    #[test]
+    fn store_names_are_short() {
+        assert_eq!(short_type_name(std::any::type_name::<MemoryStore>()), "MemoryStore");
+        assert_eq!(short_type_name(std::any::type_name::<Arc<MemoryStore>>()), "MemoryStore");
+        assert_eq!(short_type_name(std::any::type_name::<Arc<dyn KeyStore>>()), "KeyStore");
+        assert_eq!(short_type_name("Plain"), "Plain");
     }
 }

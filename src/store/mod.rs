@@ -19,6 +19,8 @@ mod contract;
 #[cfg(feature = "serde")]
 mod file;
 #[cfg(feature = "cache")]
+mod filter;
+#[cfg(feature = "cache")]
 mod invalidate;
 mod list;
 mod memory;
@@ -46,6 +48,9 @@ pub use contract::{BoxError, KeyStore, Lookup, LookupResult, StoreError};
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub use file::{FileStore, FileStoreError};
+#[cfg(feature = "cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+pub use filter::IdFilter;
 #[cfg(feature = "cache")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
 pub use invalidate::{Invalidation, InvalidationBus};
