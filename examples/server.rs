@@ -13,8 +13,14 @@
 //! * accepts `Authorization: Bearer`, `Authorization: Api-Key`, `API-Key` and (deprecated) `X-API-Key`, answering
 //!   the latter with `Deprecation` and `Link` headers (`ApiKeyLayer::deprecate_x_api_key`);
 //! * logs to stderr; standard output carries only the demo keys it mints;
+//! * a remote store's cache keeps an id filter (`CacheConfig::id_filter`, on by default) trusted while its
+//!   invalidation subscription is connected: a flood of random well-formed keys is answered without a query;
 //! * `GET /health` needs no key; `GET /whoami` describes the principal; `/admin/keys…` is the key-management API
-//!   (scope `keys:admin`).
+//!   (scope `keys:admin`);
+//! * with feature `metrics`, `GET /metrics` (no key) serves the crate's counters in the Prometheus text format:
+//!   `tower_api_key_requests_total{outcome, reason}`, `tower_api_key_store_lookups_total{store, result}` (lookups
+//!   that reached PostgreSQL or Redis) and `tower_api_key_filter_total{answer}`. Without the feature there is no
+//!   such route.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -44,8 +50,10 @@ pub struct Backend {
     pub store: Arc<dyn KeyStore>,
     /// A limiter shared by every instance, or `None` to count in this process.
     pub limiter: Option<Arc<dyn SharedRateLimiter>>,
-    /// Keeps the cache invalidation subscription alive (dropping it stops it).
+    /// Keeps what the backend needs alive (dropping it stops it).
     pub keep_alive: Vec<Box<dyn std::any::Any + Send>>,
+    /// Whether the cache's id filter answers now (built, subscription connected); `true` without a cache.
+    pub filter_ready: Arc<dyn Fn() -> bool + Send + Sync>,
 }
 
 impl std::fmt::Debug for Backend {
@@ -99,7 +107,12 @@ pub async fn backend(
 ) -> Result<Backend, Box<dyn std::error::Error>> {
     let limiter = shared_limiter(redis_url, namespace).await?;
     match kind {
-        "memory" => Ok(Backend { store: Arc::new(MemoryStore::new()), limiter, keep_alive: Vec::new() }),
+        "memory" => Ok(Backend {
+            store: Arc::new(MemoryStore::new()),
+            limiter,
+            keep_alive: Vec::new(),
+            filter_ready: Arc::new(|| true),
+        }),
         "postgres" => {
             postgres(database_url.ok_or("KEY_STORE=postgres needs DATABASE_URL")?, namespace, redis_url, limiter).await
         }
@@ -142,7 +155,7 @@ async fn postgres(
     use tower_api_key::{CacheConfig, CachedStore, PostgresBus, PostgresStore};
     let pg = PostgresStore::connect(url, namespace).await?;
     let pool = pg.pool().clone();
-    let cached = CachedStore::new(pg, CacheConfig::new());
+    let cached = CachedStore::new(pg, CacheConfig::new().name("postgres"));
     let (cached, subscription) = match redis_url {
         Some(redis_url) => bus_over_redis(cached, redis_url, namespace).await?,
         None => {
@@ -150,8 +163,10 @@ async fn postgres(
             (cached.with_bus(PostgresBus::new(pool, namespace)), subscription)
         }
     };
+    // The cache keeps its subscription alive, and trusts its id filter while it is connected.
+    let cached = cached.with_subscription(subscription);
     tracing::info!(namespace, "keys in PostgreSQL, cached");
-    Ok(Backend { store: Arc::new(cached), limiter, keep_alive: vec![Box::new(subscription)] })
+    Ok(cached_backend(cached, limiter))
 }
 
 #[cfg(not(all(feature = "postgres", feature = "cache")))]
@@ -172,14 +187,30 @@ async fn redis(
 ) -> Result<Backend, Box<dyn std::error::Error>> {
     use tower_api_key::{CacheConfig, CachedStore, RedisStore};
     let store = RedisStore::connect(url, namespace).await?;
-    let (cached, subscription) = bus_over_redis(CachedStore::new(store, CacheConfig::new()), url, namespace).await?;
+    let cached = CachedStore::new(store, CacheConfig::new().name("redis"));
+    let (cached, subscription) = bus_over_redis(cached, url, namespace).await?;
+    let cached = cached.with_subscription(subscription);
     tracing::info!(namespace, "keys in Redis, cached");
-    Ok(Backend { store: Arc::new(cached), limiter, keep_alive: vec![Box::new(subscription)] })
+    Ok(cached_backend(cached, limiter))
 }
 
 #[cfg(not(all(feature = "redis", feature = "cache")))]
 async fn redis(_: &str, _: &str, _: Option<Arc<dyn SharedRateLimiter>>) -> Result<Backend, Box<dyn std::error::Error>> {
     Err("KEY_STORE=redis needs the example built with --features redis,cache".into())
+}
+
+#[cfg(all(feature = "cache", any(feature = "postgres", feature = "redis")))]
+fn cached_backend<S: KeyStore>(
+    cached: tower_api_key::CachedStore<S>,
+    limiter: Option<Arc<dyn SharedRateLimiter>>,
+) -> Backend {
+    let probe = cached.clone();
+    Backend {
+        store: Arc::new(cached),
+        limiter,
+        keep_alive: Vec::new(),
+        filter_ready: Arc::new(move || probe.filter_trusted()),
+    }
 }
 
 #[cfg(all(feature = "redis", feature = "cache"))]
@@ -207,7 +238,40 @@ pub fn app(store: MemoryStore, clock: impl Clock + Clone, usage: UsageTracker) -
     app_with(Arc::new(store), clock, usage, None)
 }
 
-/// The demo application: `/health`, and behind the key layer `/whoami` and `/admin`.
+/// The process's Prometheus recorder, installed by the first call (`None` if another recorder was installed
+/// first, as a test may do).
+#[cfg(feature = "metrics")]
+pub fn prometheus() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    static HANDLE: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
+        std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
+            Ok(handle) => Some(handle),
+            Err(error) => {
+                tracing::warn!(%error, "no Prometheus recorder: /metrics is off");
+                None
+            }
+        })
+        .clone()
+}
+
+/// `GET /metrics` (no key) when built with feature `metrics`; nothing otherwise.
+fn with_metrics(router: Router) -> Router {
+    #[cfg(feature = "metrics")]
+    if let Some(handle) = prometheus() {
+        return router.route(
+            "/metrics",
+            get(move || {
+                let handle = handle.clone();
+                async move { ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()) }
+            }),
+        );
+    }
+    router
+}
+
+/// The demo application: `/health`, `/metrics` (feature `metrics`), and behind the key layer `/whoami` and
+/// `/admin`.
 pub fn app_with(
     store: Arc<dyn KeyStore>,
     clock: impl Clock + Clone,
@@ -231,7 +295,8 @@ pub fn app_with(
         .nest("/admin", admin::router(keys))
         .layer(middleware::from_fn(remember_key_id))
         .layer(auth);
-    Ok(Router::new().route("/health", get(|| async { "ok" })).merge(protected).layer(middleware::from_fn(log)))
+    let open = with_metrics(Router::new().route("/health", get(|| async { "ok" })));
+    Ok(open.merge(protected).layer(middleware::from_fn(log)))
 }
 
 async fn whoami(principal: Principal) -> Json<Value> {
