@@ -97,6 +97,8 @@ enum Mode {
     Cut = 1,
     /// Forward, but hold each chunk for `HOLD` first (new and open connections alike).
     Slow = 2,
+    /// Keep every connection open but drop every byte: a network that loses packets without closing anything.
+    Blackhole = 3,
 }
 
 #[derive(Debug, Default)]
@@ -193,6 +195,9 @@ async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, state: &ProxyStat
         }
         if state.mode() == Mode::Slow as u8 {
             tokio::time::sleep(HOLD).await;
+        }
+        if state.mode() == Mode::Blackhole as u8 {
+            continue;
         }
         to.write_all(&buf[..n]).await?;
     }
@@ -498,6 +503,45 @@ async fn channel_recovers(
          a revocation reached the other cache in {before:?} before the cut, {after:?} after",
         sub.reconnections()
     );
+}
+
+/// A connection that silently stops carrying bytes (nothing closes) is noticed by the subscription's heartbeat,
+/// and the subscription comes back once the network does.
+async fn channel_notices_a_silent_drop(what: &str, sub: &Subscription, proxy: &Proxy, within: Duration) {
+    wait_until(&format!("{what}: first connection"), Duration::from_secs(10), || sub.is_connected()).await;
+    proxy.set(Mode::Blackhole);
+    let noticed = wait_until(&format!("{what}: notices the silent drop"), within, || !sub.is_connected()).await;
+    proxy.set(Mode::Cut); // the half-open connections go, as a real network's would time out
+    proxy.set(Mode::Pass);
+    let back =
+        wait_until(&format!("{what}: reconnects"), RECOVERY, || sub.is_connected() && sub.reconnections() >= 2).await;
+    println!("{what}: a silent drop noticed after {noticed:?}, reconnected {back:?} after the network came back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_invalidation_channel_notices_a_silent_drop() {
+    let test = async {
+        let (url, ns) = (redis_url(), redis_namespace());
+        let proxy = Proxy::start(upstream_of(&url, 6379)).await;
+        let a = CachedStore::new(Arc::new(MemoryStore::new()), long_ttls());
+        let sub = RedisBus::subscribe(&through(&url, proxy.addr), &ns, a.invalidator()).unwrap();
+        // Heartbeat every 5 s, 2 s to answer.
+        channel_notices_a_silent_drop("redis pub/sub", &sub, &proxy, Duration::from_secs(10)).await;
+    };
+    tokio::time::timeout(TEST_LIMIT, test).await.expect("bounded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_invalidation_channel_notices_a_silent_drop() {
+    let test = async {
+        let ns = pg_namespace();
+        let proxy = Proxy::start(upstream_of(&database_url(), 5432)).await;
+        let a = CachedStore::new(Arc::new(MemoryStore::new()), long_ttls());
+        let sub = PostgresBus::subscribe(pool_through(&proxy).await, &ns, a.invalidator());
+        // A heartbeat every 5 s; 15 s of silence starts over.
+        channel_notices_a_silent_drop("postgres listen/notify", &sub, &proxy, Duration::from_secs(20)).await;
+    };
+    tokio::time::timeout(TEST_LIMIT, test).await.expect("bounded");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,8 +14,9 @@ use super::invalidate::{Invalidation, InvalidationBus};
 /// Publishes key changes with `NOTIFY <namespace>_invalidate`, and subscribes caches with `LISTEN`.
 ///
 /// One statement per change set (`pg_notify` over an array). The listener holds one connection of its own and
-/// reconnects by itself; on each (re)connection it drops the whole cache, since notifications sent while it was
-/// away are lost.
+/// reconnects by itself; it sends itself a heartbeat every 5 s and starts over after 15 s of silence (a
+/// connection that drops packets without closing); on each (re)connection it drops the whole cache, since
+/// notifications sent while it was away are lost.
 ///
 /// ```no_run
 /// # async fn demo(pool: sqlx::PgPool) -> Result<(), tower_api_key::StoreError> {
@@ -29,6 +30,19 @@ use super::invalidate::{Invalidation, InvalidationBus};
 pub struct PostgresBus {
     pool: PgPool,
     channel: Arc<str>,
+}
+
+/// How often the subscriber sends itself a heartbeat, and how long it waits for any notification.
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
+const SILENCE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Stops a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn channel(namespace: &str) -> String {
@@ -66,8 +80,27 @@ impl PostgresBus {
                 let mut listener = PgListener::connect_with(&pool).await.map_err(|e| e.to_string())?;
                 listener.listen(&channel).await.map_err(|e| e.to_string())?;
                 state.up(&invalidator);
+                // A connection that drops packets without closing would look alive forever: a heartbeat
+                // notification every 5 s must come back within 15 s, or the listener starts over.
+                let heartbeat = {
+                    let (pool, channel) = (pool.clone(), channel.clone());
+                    tokio::spawn(async move {
+                        loop {
+                            tokio::time::sleep(HEARTBEAT).await;
+                            let _ = sqlx::query("SELECT pg_notify($1, '')").bind(&channel).execute(&pool).await;
+                        }
+                    })
+                };
+                let _stop_heartbeat = AbortOnDrop(heartbeat);
                 loop {
-                    match listener.try_recv().await {
+                    let next = match tokio::time::timeout(SILENCE, listener.try_recv()).await {
+                        Ok(next) => next,
+                        Err(_) => {
+                            state.down();
+                            return Err("no notification, not even a heartbeat, for 15 s".to_owned());
+                        }
+                    };
+                    match next {
                         Ok(Some(notification)) => deliver(&invalidator, notification.payload()),
                         // The connection was lost (and is re-established on the next call): start over.
                         Ok(None) => {

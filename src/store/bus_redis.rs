@@ -15,8 +15,9 @@ use super::invalidate::{Invalidation, InvalidationBus};
 ///
 /// Works whichever store holds the keys (PostgreSQL, Redis, your own): the bus only carries "drop these
 /// entries". On Redis Cluster, publish and subscribe through any node: the cluster forwards classic pub/sub
-/// messages to every node. The subscriber reconnects by itself; on each (re)connection it drops the whole cache,
-/// since messages may have been lost meanwhile.
+/// messages to every node. The subscriber pings Redis every 5 s (a connection that drops packets without closing
+/// is noticed within 7 s) and reconnects by itself; on each (re)connection it drops the whole cache, since
+/// messages may have been lost meanwhile.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), tower_api_key::StoreError> {
@@ -38,6 +39,10 @@ impl std::fmt::Debug for RedisBus {
         f.debug_struct("RedisBus").field("channel", &self.channel).finish_non_exhaustive()
     }
 }
+
+/// How often an idle subscription checks that its connection still answers, and how long it waits.
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
+const HEARTBEAT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn channel(namespace: &str) -> String {
     format!("{namespace}:invalidate")
@@ -84,14 +89,31 @@ impl RedisBus {
                 let mut pubsub = client.get_async_pubsub().await.map_err(|e| e.to_string())?;
                 pubsub.subscribe(&channel).await.map_err(|e| e.to_string())?;
                 state.up(&invalidator);
-                let mut messages = pubsub.on_message();
-                while let Some(msg) = messages.next().await {
-                    if let Ok(text) = msg.get_payload::<String>() {
-                        deliver(&invalidator, &text);
+                let (mut sink, mut messages) = pubsub.split();
+                // A connection that drops packets without closing would look alive forever: ping it.
+                let mut heartbeat = tokio::time::interval(HEARTBEAT);
+                heartbeat.tick().await;
+                let result = loop {
+                    tokio::select! {
+                        msg = messages.next() => match msg {
+                            Some(msg) => {
+                                if let Ok(text) = msg.get_payload::<String>() {
+                                    deliver(&invalidator, &text);
+                                }
+                            }
+                            None => break Err("the subscription ended".to_owned()),
+                        },
+                        _ = heartbeat.tick() => {
+                            match tokio::time::timeout(HEARTBEAT_TIMEOUT, sink.ping::<String>()).await {
+                                Ok(Ok(_)) => {}
+                                Ok(Err(e)) => break Err(e.to_string()),
+                                Err(_) => break Err("no answer to a heartbeat".to_owned()),
+                            }
+                        }
                     }
-                }
+                };
                 state.down();
-                Err("the subscription ended".to_owned())
+                result
             }
         }))
     }
