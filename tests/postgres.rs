@@ -91,6 +91,25 @@ async fn keeps_the_store_contract() {
     drop_schemas(&pool, &made).await;
 }
 
+/// The same contract through a `CachedStore` in front (what the example server runs).
+#[cfg(feature = "cache")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn keeps_the_store_contract_behind_a_cache() {
+    let pool = pool().await;
+    let made = Arc::new(Mutex::new(Vec::new()));
+    tower_api_key::conformance::run(|| {
+        let (pool, made) = (pool.clone(), made.clone());
+        async move {
+            let ns = fresh_namespace();
+            made.lock().unwrap().push(ns.clone());
+            tower_api_key::CachedStore::new(store_in(&pool, &ns).await, tower_api_key::CacheConfig::new())
+        }
+    })
+    .await;
+    let made = made.lock().unwrap().clone();
+    drop_schemas(&pool, &made).await;
+}
+
 /// Counts the statements sqlx runs (its `sqlx::query` log events) on one thread.
 struct StatementCounter {
     thread: std::thread::ThreadId,

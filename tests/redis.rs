@@ -94,6 +94,18 @@ async fn keeps_the_store_contract_on_a_single_server() {
     .await;
 }
 
+/// The same contract through a `CachedStore` in front (what the example server runs).
+#[cfg(feature = "cache")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn keeps_the_store_contract_behind_a_cache() {
+    let cleanup = Cleanup::default();
+    conformance::run(|| {
+        let ns = cleanup.add(&random_namespace());
+        async move { tower_api_key::CachedStore::new(connect(&ns).await, tower_api_key::CacheConfig::new()) }
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn keeps_the_store_contract_on_a_cluster() {
     let cluster = tokio::task::spawn_blocking(Cluster::start).await.unwrap();
@@ -114,6 +126,20 @@ async fn keeps_the_store_contract_on_a_cluster() {
         })
         .await;
     }
+    // And behind a cache.
+    #[cfg(feature = "cache")]
+    conformance::run(|| {
+        let ns = random_namespace();
+        let urls = urls.clone();
+        async move {
+            let store = tokio::time::timeout(CONNECT_WAIT, RedisStore::connect_cluster(&urls, &ns))
+                .await
+                .expect("the test cluster answers")
+                .expect("connects to the test cluster");
+            tower_api_key::CachedStore::new(store, tower_api_key::CacheConfig::new())
+        }
+    })
+    .await;
     drop(cluster);
 }
 
