@@ -420,8 +420,8 @@ impl<R> ApiKeyLayer<R> {
     /// Per-key rate limits that hold across every instance: `limiter` (for example
     /// `RedisRateLimiter`, feature `redis`) is asked once per request, after the key is verified, with the key's own
     /// limit or `default` (keys with neither are not limited). A limiter that fails or is slower than the store
-    /// timeout gives 503 (fail closed). Use it instead of [`ApiKeyLayer::rate_limit`], which counts in this process
-    /// only.
+    /// timeout gives 503 (fail closed). Use it instead of `ApiKeyLayer::rate_limit` (feature `rate-limit`), which
+    /// counts in this process only.
     ///
     /// ```
     /// # use tower_api_key::*;
