@@ -56,6 +56,7 @@ pub(crate) fn register_demo_keys_in(store: &MemoryStore) -> Result<(), Box<dyn s
 pub(crate) fn init_tracing() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,tower_api_key=info".into()),
         )
