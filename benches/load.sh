@@ -4,8 +4,8 @@
 # Two comparisons, each as RUNS interleaved pairs of DURATION-second runs, server pinned to CPU $SERVER_CPU and
 # the load generator to CPU $LOADGEN_CPU:
 #
-#   1. "fair": the same axum route (`GET /whoami`, 2-byte body) served by the layer bench binary
-#      (`benches/layer.rs --serve`), once with no layer and once behind ApiKeyLayer (memory store, 1 000 keys,
+#   1. "fair": the same axum route (`GET /whoami`, 2-byte body) served by the serve bench binary
+#      (`benches/serve.rs --serve`), once with no layer and once behind ApiKeyLayer (memory store, 1 000 keys,
 #      valid crate-format key in `Authorization: Bearer`). Only the layer differs.
 #   2. "example": the example server (`examples/server.rs`): `GET /health` (outside the layer, no key) against
 #      `GET /whoami` with DEMO_USER_KEY (a 40-byte opaque key) - the layer *plus* the example's from_fn
@@ -60,9 +60,9 @@ exe_of() { # cargo --message-format=json output on stdin -> path of the executab
     grep -o '"executable":"[^"]*"' | sed 's/"executable":"//; s/"$//' | grep "/$1" | tail -n 1
 }
 echo "building (release) ..." >&2
-BENCH_EXE=$(cargo bench --bench layer --no-run --message-format=json 2>/dev/null | exe_of "layer-")
+BENCH_EXE=$(cargo bench --bench serve --no-run --message-format=json 2>/dev/null | exe_of "serve-")
 SERVER_EXE=$(cargo build --release --example server --message-format=json 2>/dev/null | exe_of "server") || true
-[ -x "$BENCH_EXE" ] || { echo "could not build benches/layer.rs" >&2; exit 1; }
+[ -x "$BENCH_EXE" ] || { echo "could not build benches/serve.rs" >&2; exit 1; }
 
 PIDS=()
 LOGS=()
