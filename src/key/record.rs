@@ -252,11 +252,24 @@ impl KeyRecord {
     /// ```
     #[must_use]
     pub fn status_at(&self, now: SystemTime) -> KeyStatus {
+        self.status_with(|| now)
+    }
+
+    /// [`KeyRecord::status_at`], reading the clock only when the answer depends on it (a key with an expiry):
+    /// the layer calls this on every request.
+    ///
+    /// ```
+    /// # use tower_api_key::*;
+    /// let r = KeyRecord::new(KeyId::random(), KeyDigest::of(b"k"), KeyKind::User, "u");
+    /// assert_eq!(r.status_with(|| unreachable!("no expiry: no clock")), KeyStatus::Active);
+    /// ```
+    #[must_use]
+    pub fn status_with(&self, now: impl FnOnce() -> SystemTime) -> KeyStatus {
         if self.revoked_at.is_some() {
             KeyStatus::Revoked
         } else if !self.enabled {
             KeyStatus::Disabled
-        } else if self.expires_at.is_some_and(|at| now >= at) {
+        } else if self.expires_at.is_some_and(|at| now() >= at) {
             if self.rotated_to.is_some() { KeyStatus::RotatedOut } else { KeyStatus::Expired }
         } else {
             KeyStatus::Active

@@ -398,7 +398,9 @@ impl<R> ApiKeyLayer<R> {
 
     /// How often the layer may write its info-level summary of rejections (counts per reason) and an error line
     /// for a failing store (default [`DEFAULT_LOG_PERIOD`], one minute). Each rejection is logged at debug level;
-    /// at info and above, a flood of bad requests writes at most one line per period.
+    /// at info and above, a flood of bad requests writes at most one line per period. The summary is written by a
+    /// rejection once the period is over (the clock is read once every 64 rejections, to keep it off the
+    /// rejection path), so a trickle of rejections is summarised late rather than line by line.
     ///
     /// # Errors
     /// [`ConfigError::OutOfRange`] unless 1 s ≤ `period` ≤ 1 day.

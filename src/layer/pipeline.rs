@@ -258,7 +258,7 @@ impl Config {
         if !(digest_ok && shape_ok) {
             return Err(Denied::new(RejectReason::Mismatch, wanted.key_id()));
         }
-        if let Some(reason) = refusal(record.status_at(self.clock.now())) {
+        if let Some(reason) = refusal(record.status_with(|| self.clock.now())) {
             return Err(Denied::new(reason, Some(record.id)));
         }
         #[cfg(feature = "rate-limit")]

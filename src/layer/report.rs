@@ -15,9 +15,13 @@ pub const DEFAULT_LOG_PERIOD: Duration = Duration::from_secs(60);
 /// Every reason, in the order of the summary's counts.
 const REASONS: [RejectReason; RejectReason::ALL.len()] = RejectReason::ALL;
 
+/// The counter of `reason`: `REASONS` lists the reasons in declaration order, so this is its discriminant.
 fn index(reason: RejectReason) -> usize {
-    REASONS.iter().position(|r| *r == reason).unwrap_or(0)
+    (reason as usize).min(REASONS.len() - 1)
 }
+
+/// The clock is read (to see whether a summary is due) once every this many events, not on every rejection.
+const CHECK_EVERY: u64 = 64;
 
 /// Counts since the last summary, and when the next one is due.
 #[derive(Debug)]
@@ -25,6 +29,8 @@ pub(crate) struct Report {
     period: Duration,
     started: Instant,
     counts: [AtomicU64; REASONS.len()],
+    /// Every event, to read the clock only once every [`CHECK_EVERY`].
+    events: AtomicU64,
     deprecated: AtomicU64,
     store_errors_left_out: AtomicU64,
     /// Milliseconds since `started` when the next summary is due.
@@ -41,6 +47,7 @@ impl Report {
             period,
             started: Instant::now(),
             counts: std::array::from_fn(|_| AtomicU64::new(0)),
+            events: AtomicU64::new(0),
             deprecated: AtomicU64::new(0),
             store_errors_left_out: AtomicU64::new(0),
             next_summary: AtomicU64::new(millis(period)),
@@ -87,6 +94,9 @@ impl Report {
     }
 
     fn maybe_summarize(&self) {
+        if self.events.fetch_add(1, Ordering::Relaxed) % CHECK_EVERY != 0 {
+            return;
+        }
         let now = self.now();
         let due = self.next_summary.load(Ordering::Relaxed);
         if now < due {
