@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Where a real server spends its CPU with the layer on: the layer bench binary serves `GET /whoami` behind
+# Where a real server spends its CPU with the layer on: the serve bench binary serves `GET /whoami` behind
 # ApiKeyLayer (`--serve ... layer`, pinned to CPU 0), wrk loads it from CPU 1 for DURATION seconds, and
 # `perf record -e cpu-clock` samples the server. Prints the share of samples in the kernel, in the server binary,
 # and in this crate's own functions (with SHA-256 and CRC32), plus the request rate, so the layer's cost per
@@ -14,9 +14,9 @@ PORT=${PORT:-39001}
 for tool in perf wrk taskset; do
     command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install linux-perf wrk util-linux)" >&2; exit 2; }
 done
-exe=$(cargo bench --bench layer --no-run --message-format=json 2>/dev/null |
-    grep -o '"executable":"[^"]*/layer-[^"]*"' | sed 's/"executable":"//; s/"$//' | tail -n 1)
-[ -x "$exe" ] || { echo "could not build benches/layer.rs" >&2; exit 1; }
+exe=$(cargo bench --bench serve --no-run --message-format=json 2>/dev/null |
+    grep -o '"executable":"[^"]*/serve-[^"]*"' | sed 's/"executable":"//; s/"$//' | tail -n 1)
+[ -x "$exe" ] || { echo "could not build benches/serve.rs" >&2; exit 1; }
 log=$(mktemp)
 data=$(mktemp)
 taskset -c 0 "$exe" --serve "127.0.0.1:$PORT" layer >"$log" 2>&1 &

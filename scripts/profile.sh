@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Instruction profile of the layer under callgrind: which functions the layer's `call` spends its instructions in.
 #
-#   scripts/profile.sh [CASE]        CASE: a case filter of benches/layer.rs (default valid/api_key_layer)
+#   scripts/profile.sh [CASE]        CASE: a case filter of benches/interleaved.rs (default valid/api_key_layer)
 #
-# Runs the layer bench binary's interleaved part for a few rounds under `valgrind --tool=callgrind`, counting only
+# Runs the interleaved bench binary for a few rounds under `valgrind --tool=callgrind`, counting only
 # inside `ApiKeyAuth::call`, and prints the functions by inclusive instruction count. Instruction counts do not
 # move with machine load, so two builds can be compared exactly. Valgrind does not emulate SHA-NI: SHA-256 runs
 # sha2's portable code here and its share is far larger than in the timed benches; read the other rows relative
@@ -13,11 +13,11 @@ cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)" >&2; exit 2; }
 
 case_filter=${1:-valid/api_key_layer}
-exe=$(cargo bench --bench layer --no-run --message-format=json 2>/dev/null |
-    grep -o '"executable":"[^"]*/layer-[^"]*"' | sed 's/"executable":"//; s/"$//' | tail -n 1)
-[ -x "$exe" ] || { echo "could not build benches/layer.rs" >&2; exit 1; }
+exe=$(cargo bench --bench interleaved --no-run --message-format=json 2>/dev/null |
+    grep -o '"executable":"[^"]*/interleaved-[^"]*"' | sed 's/"executable":"//; s/"$//' | tail -n 1)
+[ -x "$exe" ] || { echo "could not build benches/interleaved.rs" >&2; exit 1; }
 out=target/callgrind.layer.out
-BENCH_PARTS=interleaved BENCH_NO_SCALING=1 BENCH_FILTER="$case_filter" BENCH_ROUNDS=3 \
+BENCH_FILTER="$case_filter" BENCH_ROUNDS=3 \
     valgrind --tool=callgrind --callgrind-out-file="$out" --toggle-collect='*ApiKeyAuth*call*' "$exe" --bench \
     >/dev/null 2>&1
 callgrind_annotate --inclusive=yes "$out" | grep -E '^ *[0-9,]+ \(' | grep -v -E 'lang_start|libc_start|:main |below main|ld-linux|backtrace|layer::' | head -40
