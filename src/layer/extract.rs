@@ -14,7 +14,7 @@
 //! `Authorization` values with other schemes (`Basic …`) are ignored.
 
 use http::HeaderValue;
-use http::header::{AUTHORIZATION, HeaderMap, HeaderName};
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName};
 use subtle::ConstantTimeEq;
 
 use crate::error::ConfigError;
@@ -216,13 +216,15 @@ impl Extractor {
     }
 }
 
-/// What one pass over the request headers found: the first value of each credential header, and whether one came
-/// more than once.
+/// What one pass over the request headers found: the first value of each credential header and of
+/// `content-type` (what a rejection's form depends on), and whether a credential header came more than once.
 #[derive(Default)]
 pub(crate) struct Scanned<'a> {
     authorization: Option<&'a HeaderValue>,
     api_key: Option<&'a HeaderValue>,
     x_api_key: Option<&'a HeaderValue>,
+    /// The first `content-type` value.
+    pub(crate) content_type: Option<&'a HeaderValue>,
     /// A credential header came twice: [`Extractor::extract_general`] merges the duplicates.
     pub(crate) repeated: bool,
 }
@@ -239,6 +241,9 @@ pub(crate) fn scan(headers: &mut HeaderMap) -> Scanned<'_> {
         } else if *name == X_API_KEY {
             &mut found.x_api_key
         } else {
+            if *name == CONTENT_TYPE && found.content_type.is_none() {
+                found.content_type = Some(value);
+            }
             continue;
         };
         value.set_sensitive(true);

@@ -107,11 +107,13 @@ pub(crate) struct Denied {
     pub(crate) reason: RejectReason,
     key_id: Option<KeyId>,
     rate: Option<RateLimitInfo>,
+    /// The request's gRPC form, when the header scan already found its `content-type`; `None`: look it up.
+    grpc: Option<Option<GrpcKind>>,
 }
 
 impl Denied {
     fn new(reason: RejectReason, key_id: Option<KeyId>) -> Self {
-        Self { reason, key_id, rate: None }
+        Self { reason, key_id, rate: None, grpc: None }
     }
 }
 
@@ -190,7 +192,13 @@ impl Config {
         if found.repeated {
             return self.decide(self.extractor.extract_general(req.headers()));
         }
-        self.decide(self.extractor.extract_scanned(&found))
+        match self.decide(self.extractor.extract_scanned(&found)) {
+            // The scan saw the content type: the rejection needs no second header lookup.
+            Step::Deny(denied) => {
+                Step::Deny(Denied { grpc: Some(GrpcKind::from_content_type(found.content_type)), ..denied })
+            }
+            step => step,
+        }
     }
 
     /// The rest of [`Config::begin`], once the credential is out of the headers.
@@ -330,7 +338,7 @@ impl Config {
     /// Step 7: the rejection for `denied`, in the gRPC form when the request is a gRPC call. Counted, reported
     /// (per request at debug, in a periodic summary at info) and sent to the event sink.
     pub(crate) fn reject(&self, headers: &HeaderMap, denied: Denied) -> Rejection {
-        let Denied { reason, key_id, rate } = denied;
+        let Denied { reason, key_id, rate, grpc } = denied;
         self.report.rejected(reason, key_id.as_ref());
         if let Some(sink) = &self.events {
             sink.on_event(&AuthEvent::Rejected { key_id: key_id.as_ref(), reason });
@@ -338,7 +346,8 @@ impl Config {
         #[cfg(feature = "metrics")]
         metrics::counter!("tower_api_key_requests_total", "outcome" => "rejected", "reason" => reason.as_str())
             .increment(1);
-        let rejection = Rejection::new(reason).with_context(GrpcKind::of(headers), &self.challenges);
+        let grpc = grpc.unwrap_or_else(|| GrpcKind::of(headers));
+        let rejection = Rejection::new(reason).with_context(grpc, &self.challenges);
         match rate {
             Some(info) => rejection.with_rate(info),
             None => rejection,
