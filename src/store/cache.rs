@@ -36,7 +36,7 @@
 //! ```
 
 use std::fmt;
-use std::hash::Hash;
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -48,16 +48,29 @@ use tokio::sync::OnceCell;
 use super::bus::Subscription;
 use super::change::{KeyUpdate, Usage};
 use super::contract::{KeyStore, Lookup, LookupResult, StoreError};
-use super::filter::{Answer, FilterState};
+use super::filter::{Answer, FilterState, HashKeys, digest_words, id_words};
 use super::invalidate::{Invalidation, InvalidationBus};
 use super::list::{ListQuery, Page};
 use crate::key::{KeyDigest, KeyId, KeyRecord};
 
 /// How a cache entry is found: by public id or by digest, as the layer asks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum CacheKey {
     Id(KeyId),
     Digest(KeyDigest),
+}
+
+impl Hash for CacheKey {
+    /// One `write_u128` of the id's 12 bytes (or the digest's first 16): one multiply in the cache's keyed hasher
+    /// ([`HashKeys`]). Ids and digests hardly ever share a hash, and equality still tells them apart.
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let (a, b) = match self {
+            Self::Id(id) => id_words(id),
+            Self::Digest(d) => digest_words(d),
+        };
+        state.write_u128(u128::from(a) | (u128::from(b) << 64));
+    }
 }
 
 impl From<Lookup<'_>> for CacheKey {
@@ -225,9 +238,11 @@ impl Expiry<CacheKey, Entry> for Lifetimes {
 pub(crate) struct Shared {
     /// The id filter, if on.
     filter: Option<Arc<FilterState>>,
-    entries: moka::sync::Cache<CacheKey, Entry>,
+    /// Keyed by ids that clients choose (unknown ones get negative entries): a randomly keyed hash, fast
+    /// ([`HashKeys`], about 1 ns for a key where std's SipHash `RandomState` takes about 20).
+    entries: moka::sync::Cache<CacheKey, Entry, HashKeys>,
     /// One store lookup per key at a time: later misses wait for the first one's answer.
-    in_flight: moka::sync::Cache<CacheKey, Arc<OnceCell<Entry>>>,
+    in_flight: moka::sync::Cache<CacheKey, Arc<OnceCell<Entry>>, HashKeys>,
     /// Bumped by every eviction: a lookup that saw it change while it waited does not cache its answer.
     epoch: AtomicU64,
 }
@@ -301,7 +316,8 @@ impl Shared {
 ///   [`CacheConfig::filter_without_bus`] says that nothing but this cache writes to the store.
 /// * **Opaque keys** are filtered by digest in the same filter (the record's digest is what the lookup asks for).
 /// * **Cost**: about 1.2 bytes per id (12 MB at 10 million ids) at a 1 % false-positive rate; a check costs one
-///   SipHash of the id and one to seven memory probes (see `benches/filter.rs` and BENCHMARKS.md).
+///   keyed hash of the id (two multiplies, randomly keyed per filter) and one to seven memory probes (see
+///   `benches/filter.rs`, `benches/stores.rs` and BENCHMARKS.md).
 ///
 /// # Metrics (feature `metrics`)
 ///
@@ -398,12 +414,14 @@ impl<S: KeyStore> CachedStore<S> {
     /// let cached = CachedStore::new(MemoryStore::new(), CacheConfig::new());
     /// ```
     pub fn new(inner: S, config: CacheConfig) -> Self {
-        let entries =
-            moka::sync::Cache::builder().max_capacity(config.max_entries).expire_after(Lifetimes(config)).build();
+        let entries = moka::sync::Cache::builder()
+            .max_capacity(config.max_entries)
+            .expire_after(Lifetimes(config))
+            .build_with_hasher(HashKeys::random());
         let in_flight = moka::sync::Cache::builder()
             .max_capacity(config.max_entries.max(1))
             .time_to_live(Duration::from_secs(600))
-            .build();
+            .build_with_hasher(HashKeys::random());
         let filter = config.id_filter.then(|| Arc::new(FilterState::new()));
         let cache = Self {
             inner: Arc::new(inner),
