@@ -151,6 +151,12 @@ fn lookup_section(rt: &tokio::runtime::Runtime, burst: u64) {
     assert!(matches!(cached.lookup_now(Lookup::Id(&id)), Some(Ok(Some(_)))), "a hit");
     let moka_std = moka_with(std::collections::hash_map::RandomState::new(), id, &record);
     let moka_unkeyed = moka_with(Unkeyed, id, &record);
+    // Without per-entry expiry and with plain LRU instead of TinyLFU: what moka's options save.
+    let moka_plain: moka::sync::Cache<KeyId, Option<Arc<KeyRecord>>, Unkeyed> = moka::sync::Cache::builder()
+        .max_capacity(100_000)
+        .eviction_policy(moka::policy::EvictionPolicy::lru())
+        .build_with_hasher(Unkeyed);
+    moka_plain.insert(id, Some(record.clone()));
     let unknown: Vec<KeyId> = (0..4096).map(|_| KeyId::random()).collect();
     let (store, cached, unknown) = (&store, &cached, &unknown);
     let mut i = 0usize;
@@ -161,6 +167,7 @@ fn lookup_section(rt: &tokio::runtime::Runtime, burst: u64) {
         }),
         call_case("lookup", "moka_get_std_randomstate", || moka_std.get(black_box(&id))),
         call_case("lookup", "moka_get_unkeyed_hash", || moka_unkeyed.get(black_box(&id))),
+        call_case("lookup", "moka_get_unkeyed_no_expiry_lru", || moka_plain.get(black_box(&id))),
         call_case("lookup", "memory_lookup_now", || store.lookup_now(Lookup::Id(black_box(&id)))),
         call_case("lookup", "cached_lookup_now_hit", || cached.lookup_now(Lookup::Id(black_box(&id)))),
         call_case("lookup", "cached_lookup_now_filtered_unknown", move || {
