@@ -62,16 +62,22 @@ impl Report {
 
     /// A request authenticated with the deprecated `X-API-Key` header.
     pub(crate) fn deprecated_header(&self) {
-        self.deprecated.fetch_add(1, Ordering::Relaxed);
         tracing::debug!("API key sent in the deprecated X-API-Key header (RFC 6648)");
         #[cfg(feature = "metrics")]
         metrics::counter!("tower_api_key_deprecated_header_total", "header" => "x-api-key").increment(1);
+        if !tracing::enabled!(tracing::Level::INFO) {
+            return; // nobody reads the summary: no counting on the request path
+        }
+        self.deprecated.fetch_add(1, Ordering::Relaxed);
         self.maybe_summarize();
     }
 
     /// A request was rejected.
     pub(crate) fn rejected(&self, reason: RejectReason, key_id: Option<&KeyId>) {
         tracing::debug!(reason = reason.as_str(), key_id = key_id.map(tracing::field::display), "api key rejected");
+        if !tracing::enabled!(tracing::Level::INFO) {
+            return; // nobody reads the summary: no counting on the request path
+        }
         self.counts[index(reason)].fetch_add(1, Ordering::Relaxed);
         self.maybe_summarize();
     }
@@ -156,7 +162,20 @@ mod tests {
     }
 
     #[test]
+    fn without_an_info_subscriber_nothing_is_counted() {
+        let report = Report::new(Duration::from_secs(3600));
+        report.rejected(RejectReason::Unknown, None);
+        let _info = tracing::subscriber::set_default(
+            tracing_subscriber::fmt().with_max_level(tracing::Level::INFO).with_writer(std::io::sink).finish(),
+        );
+        assert_eq!(report.summarize(), None);
+    }
+
+    #[test]
     fn counts_are_summed_per_reason_and_reset() {
+        let _info = tracing::subscriber::set_default(
+            tracing_subscriber::fmt().with_max_level(tracing::Level::INFO).with_writer(std::io::sink).finish(),
+        );
         let report = Report::new(Duration::from_secs(3600));
         for _ in 0..3 {
             report.rejected(RejectReason::Unknown, None);
