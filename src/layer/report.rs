@@ -100,7 +100,7 @@ impl Report {
     }
 
     fn maybe_summarize(&self) {
-        if self.events.fetch_add(1, Ordering::Relaxed) % CHECK_EVERY != 0 {
+        if !self.events.fetch_add(1, Ordering::Relaxed).is_multiple_of(CHECK_EVERY) {
             return;
         }
         let now = self.now();
