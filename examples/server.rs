@@ -85,6 +85,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// `ID_FILTER=off` turns the remote stores' id filter off (to measure what it saves); on otherwise.
+#[cfg(feature = "cache")]
+fn id_filter_on() -> bool {
+    env("ID_FILTER").is_none_or(|v| v != "off")
+}
+
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
@@ -155,7 +161,7 @@ async fn postgres(
     use tower_api_key::{CacheConfig, CachedStore, PostgresBus, PostgresStore};
     let pg = PostgresStore::connect(url, namespace).await?;
     let pool = pg.pool().clone();
-    let cached = CachedStore::new(pg, CacheConfig::new().name("postgres"));
+    let cached = CachedStore::new(pg, CacheConfig::new().name("postgres").id_filter(id_filter_on()));
     let (cached, subscription) = match redis_url {
         Some(redis_url) => bus_over_redis(cached, redis_url, namespace).await?,
         None => {
@@ -187,7 +193,7 @@ async fn redis(
 ) -> Result<Backend, Box<dyn std::error::Error>> {
     use tower_api_key::{CacheConfig, CachedStore, RedisStore};
     let store = RedisStore::connect(url, namespace).await?;
-    let cached = CachedStore::new(store, CacheConfig::new().name("redis"));
+    let cached = CachedStore::new(store, CacheConfig::new().name("redis").id_filter(id_filter_on()));
     let (cached, subscription) = bus_over_redis(cached, url, namespace).await?;
     let cached = cached.with_subscription(subscription);
     tracing::info!(namespace, "keys in Redis, cached");
