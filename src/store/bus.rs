@@ -8,9 +8,6 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use super::cache::Invalidator;
-use super::invalidate::Invalidation;
-
 /// A running subscription to an invalidation bus. Dropping it stops the subscriber.
 ///
 /// ```no_run
@@ -35,9 +32,9 @@ pub(crate) struct State {
 }
 
 impl State {
-    /// The subscription is (again) in place: drop every entry, since messages may have been lost meanwhile.
-    pub(crate) fn up(&self, invalidator: &Invalidator) {
-        invalidator.evict_all();
+    /// The subscription is (again) in place. The caller has dropped its cache's entries first
+    /// ([`crate::Invalidator::evict_all`]), since messages may have been lost meanwhile.
+    pub(crate) fn up(&self) {
         self.connected.store(true, Ordering::SeqCst);
         self.connections.fetch_add(1, Ordering::SeqCst);
     }
@@ -107,12 +104,5 @@ impl Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         self.task.abort();
-    }
-}
-
-/// Applies one message's text to the cache; messages that are not ours are ignored.
-pub(crate) fn deliver(invalidator: &Invalidator, text: &str) {
-    if let Some(inv) = Invalidation::decode(text) {
-        invalidator.evict(&inv);
     }
 }

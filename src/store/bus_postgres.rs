@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 
-use super::bus::{State, Subscription, deliver};
+use super::bus::{State, Subscription};
 use super::cache::Invalidator;
 use super::contract::StoreError;
 use super::invalidate::{Invalidation, InvalidationBus};
@@ -79,7 +79,8 @@ impl PostgresBus {
             async move {
                 let mut listener = PgListener::connect_with(&pool).await.map_err(|e| e.to_string())?;
                 listener.listen(&channel).await.map_err(|e| e.to_string())?;
-                state.up(&invalidator);
+                invalidator.evict_all();
+                state.up();
                 // A connection that drops packets without closing would look alive forever: a heartbeat
                 // notification every 5 s must come back within 15 s, or the listener starts over.
                 let heartbeat = {
@@ -101,7 +102,7 @@ impl PostgresBus {
                         }
                     };
                     match next {
-                        Ok(Some(notification)) => deliver(&invalidator, notification.payload()),
+                        Ok(Some(notification)) => invalidator.deliver(notification.payload()),
                         // The connection was lost (and is re-established on the next call): start over.
                         Ok(None) => {
                             state.down();

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
 
-use super::bus::{State, Subscription, deliver};
+use super::bus::{State, Subscription};
 use super::cache::Invalidator;
 use super::contract::StoreError;
 use super::invalidate::{Invalidation, InvalidationBus};
@@ -88,7 +88,8 @@ impl RedisBus {
             async move {
                 let mut pubsub = client.get_async_pubsub().await.map_err(|e| e.to_string())?;
                 pubsub.subscribe(&channel).await.map_err(|e| e.to_string())?;
-                state.up(&invalidator);
+                invalidator.evict_all();
+                state.up();
                 let (mut sink, mut messages) = pubsub.split();
                 // A connection that drops packets without closing would look alive forever: ping it.
                 let mut heartbeat = tokio::time::interval(HEARTBEAT);
@@ -98,7 +99,7 @@ impl RedisBus {
                         msg = messages.next() => match msg {
                             Some(msg) => {
                                 if let Ok(text) = msg.get_payload::<String>() {
-                                    deliver(&invalidator, &text);
+                                    invalidator.deliver(&text);
                                 }
                             }
                             None => break Err("the subscription ended".to_owned()),

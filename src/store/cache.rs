@@ -745,6 +745,13 @@ impl Invalidator {
     pub fn evict_all(&self) {
         self.shared.evict(&Target::All);
     }
+
+    /// Applies one bus message's text; messages that are not ours are ignored.
+    pub(crate) fn deliver(&self, text: &str) {
+        if let Some(inv) = Invalidation::decode(text) {
+            self.evict(&inv);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -914,7 +921,8 @@ mod tests {
         Subscription::spawn(move |state| {
             let (invalidator, drop_now) = (invalidator.clone(), drop_now.clone());
             async move {
-                state.up(&invalidator);
+                invalidator.evict_all();
+                state.up();
                 drop_now.notified().await;
                 state.down();
                 Err("dropped by the test".to_owned())
