@@ -1,6 +1,7 @@
 //! Per-key rate limits that hold across instances: two layers ("instances") over one store, each with a
 //! `RedisRateLimiter` on the real Redis at 127.0.0.1:6379 (`REDIS_URL`). A limit of N per window lets N requests
-//! through across both, not 2N.
+//! through across both, not 2N. A limiter that cannot answer fails closed: `tests/store_faults.rs` cuts, slows and
+//! silences Redis under it through a proxy.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
@@ -14,12 +15,10 @@ fn redis_url() -> String {
 
 type Svc = tower::util::BoxCloneService<http::Request<()>, http::Response<String>, std::convert::Infallible>;
 
-fn instance(store: MemoryStore, limiter: RedisRateLimiter, timeout: Duration) -> Svc {
-    let svc = tower::ServiceBuilder::new()
-        .layer(ApiKeyLayer::new(store).shared_rate_limit(limiter, None).store_timeout(timeout))
-        .service_fn(|_req: http::Request<()>| async {
-            Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
-        });
+fn instance(store: MemoryStore, limiter: RedisRateLimiter) -> Svc {
+    let svc = tower::ServiceBuilder::new().layer(ApiKeyLayer::new(store).shared_rate_limit(limiter, None)).service_fn(
+        |_req: http::Request<()>| async { Ok::<_, std::convert::Infallible>(http::Response::new(String::new())) },
+    );
     tower::util::BoxCloneService::new(svc)
 }
 
@@ -37,8 +36,8 @@ async fn a_limit_of_n_lets_n_through_across_two_instances() {
     let free = store.add(NewKey::user("bob")).unwrap();
     let limiter =
         || async { RedisRateLimiter::connect(&url, &ns).await.unwrap_or_else(|e| panic!("Redis at {url}: {e}")) };
-    let a = instance(store.clone(), limiter().await, Duration::from_secs(2));
-    let b = instance(store.clone(), limiter().await, Duration::from_secs(2));
+    let a = instance(store.clone(), limiter().await);
+    let b = instance(store.clone(), limiter().await);
     let key = limited.key.expose_secret();
     let mut passed = 0;
     for i in 0..20 {
@@ -57,15 +56,4 @@ async fn a_limit_of_n_lets_n_through_across_two_instances() {
     for _ in 0..20 {
         assert_eq!(call(&a, free.key.expose_secret()).await.status(), 200);
     }
-}
-
-#[tokio::test]
-async fn a_limiter_that_cannot_answer_fails_closed() {
-    let (url, ns) = (redis_url(), format!("tak_rl_{}", tower_api_key::KeyId::random()));
-    let store = MemoryStore::new();
-    let limited = store.add(NewKey::user("alice").rate_limit(RateLimit::per_second(100).unwrap())).unwrap();
-    let limiter = RedisRateLimiter::connect(&url, &ns).await.unwrap_or_else(|e| panic!("Redis at {url}: {e}"));
-    // A timeout shorter than any round trip: the limiter "does not answer in time".
-    let svc = instance(store, limiter, Duration::from_nanos(1));
-    assert_eq!(call(&svc, limited.key.expose_secret()).await.status(), 503);
 }

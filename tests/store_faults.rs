@@ -30,7 +30,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{AbortHandle, JoinHandle, JoinSet};
 use tower_api_key::{
     ApiKeyLayer, CacheConfig, CachedStore, KeyFormat, KeyId, KeyManager, KeyStore, Lookup, MemoryStore, NewKey,
-    PostgresBus, PostgresStore, Principal, RedisBus, RedisStore, Subscription,
+    PostgresBus, PostgresStore, Principal, RateLimit, RedisBus, RedisRateLimiter, RedisStore, Subscription,
 };
 
 /// The layer's bound on one store call.
@@ -332,9 +332,12 @@ async fn drop_schema(ns: &str) {
 async fn delete_redis_namespace(ns: &str) {
     let client = redis::Client::open(redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{{{ns}}}:*")).query_async(&mut conn).await.unwrap();
-    if !keys.is_empty() {
-        redis::cmd("DEL").arg(&keys).query_async::<()>(&mut conn).await.unwrap();
+    // The store's keys (`{ns}:...`, one hash tag) and the rate limiter's (`ns:rl:...`).
+    for pattern in [format!("{{{ns}}}:*"), format!("{ns}:*")] {
+        let keys: Vec<String> = redis::cmd("KEYS").arg(pattern).query_async(&mut conn).await.unwrap();
+        if !keys.is_empty() {
+            redis::cmd("DEL").arg(&keys).query_async::<()>(&mut conn).await.unwrap();
+        }
     }
 }
 
@@ -431,6 +434,50 @@ async fn redis_store_fails_closed_while_cut_or_slow_and_reconnects() {
             let proxy = Proxy::start(upstream_of(&redis_url(), 6379)).await;
             let store = redis_through(&proxy, &test_ns).await;
             store_fails_closed_and_recovers("redis", store, &proxy).await;
+        },
+        delete_redis_namespace(&ns),
+    )
+    .await;
+}
+
+/// A shared rate limiter on Redis that cannot answer (cut off, slow, or silently dropping bytes) fails closed: the
+/// limited key gets 503 within the store timeout, never a pass; a key with no limit never asks it and keeps working.
+/// Once the network is back, the limiter answers again by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_rate_limiter_fails_closed_while_cut_slow_or_silent_and_recovers() {
+    let ns = redis_namespace();
+    let test_ns = ns.clone();
+    run_then(
+        async move {
+            let proxy = Proxy::start(upstream_of(&redis_url(), 6379)).await;
+            let url = through(&redis_url(), proxy.addr);
+            let limiter = RedisRateLimiter::connect(&url, &test_ns)
+                .await
+                .unwrap_or_else(|e| panic!("Redis through the proxy ({}): {e}", upstream_of(&redis_url(), 6379)));
+            let store = MemoryStore::new();
+            let limited = store.add(NewKey::user("alice").rate_limit(RateLimit::per_second(1000).unwrap())).unwrap();
+            let free = store.add(NewKey::user("bob")).unwrap();
+            let (limited, free) = (limited.key.expose_secret().to_owned(), free.key.expose_secret().to_owned());
+            let app = Router::new()
+                .route("/whoami", any(|p: Principal| async move { p.id().to_owned() }))
+                .layer(ApiKeyLayer::new(store).shared_rate_limit(limiter, None).store_timeout(STORE_TIMEOUT));
+            let addr = common::serve(app).await;
+            let http = http();
+            assert_eq!(send(&http, addr, &limited, false).await.status, 200, "passing");
+            for (mode, name) in [(Mode::Cut, "cut"), (Mode::Slow, "slow"), (Mode::Blackhole, "silent")] {
+                proxy.set(mode);
+                for _ in 0..3 {
+                    let reply = send(&http, addr, &limited, false).await;
+                    assert_eq!(reply.status, 503, "limiter {name}: a limit that cannot be checked fails closed");
+                    assert!(reply.elapsed <= STORE_TIMEOUT + MARGIN, "limiter {name}: after {:?}", reply.elapsed);
+                    assert_eq!(send(&http, addr, &free, false).await.status, 200, "limiter {name}: no limit");
+                }
+                if mode == Mode::Blackhole {
+                    proxy.set(Mode::Cut); // the half-open connections go, as a real network's would time out
+                }
+                proxy.set(Mode::Pass);
+                assert_recovers(&format!("limiter after {name}"), &http, addr, &limited).await;
+            }
         },
         delete_redis_namespace(&ns),
     )
