@@ -22,6 +22,7 @@
 //! | `revoke_races_rotate` | a revocation racing a rotation never leaves an active successor of a revoked key |
 //! | `listing` | byte order of ids (`B` before `a`), cursor paging without skips or repeats, filters by owner, kind and status |
 //! | `usage` | counts add up, last-used moves forward only, unknown ids are skipped |
+//! | `hourly_usage` | entries in two hours give those counts per hour, oldest first, and their sum in the total; a second flush to an hour adds to it; `since` filters (the hour that holds it included); [`USAGE_HOURS_KEPT`] hours are kept; counts near `u64::MAX` saturate (at `i64::MAX` or above) without an error; unknown ids are skipped and have no hours. A store without counts per hour (`hourly_usage` answers [`StoreError::Unsupported`], the trait's default) is checked for the totals only |
 //!
 //! A check that fails panics with its name and what went wrong, as an `assert!` in a test does. Times are whole
 //! seconds, so stores that keep microseconds (PostgreSQL) or milliseconds pass; they start at the wall clock, and
@@ -36,7 +37,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::clock::{Clock, ManualClock};
 use crate::key::{KeyDigest, KeyFormat, KeyId, KeyKind, KeyRecord, KeyStatus, NewKey, Scopes};
 use crate::manage::KeyManager;
-use crate::store::{KeyStore, KeyUpdate, ListQuery, Lookup, StoreError, Usage};
+use crate::store::{HourlyUsage, KeyStore, KeyUpdate, ListQuery, Lookup, StoreError, USAGE_HOURS_KEPT, Usage};
 
 /// The suite's start time: the wall clock when the suite first ran, in whole seconds. Real time, so that a
 /// store whose entries expire by the wall clock (Redis TTLs) still holds what the checks look at.
@@ -76,6 +77,7 @@ where
     revoke_races_rotate(make().await).await;
     listing(make().await).await;
     usage(make().await).await;
+    hourly_usage(make().await).await;
 }
 
 fn manager(store: Arc<dyn KeyStore>) -> (KeyManager, ManualClock) {
@@ -460,15 +462,91 @@ async fn usage<S: KeyStore>(store: S) {
     let t1 = start() + Duration::from_secs(10);
     let t0 = start() + Duration::from_secs(5);
     let batch = [
-        Usage { id: r.id, count: 3, last_used: t1 },
-        Usage { id: KeyId::random(), count: 1, last_used: t1 }, // unknown: skipped
+        Usage::new(r.id, 3, t1),
+        Usage::new(KeyId::random(), 1, t1), // unknown: skipped
     ];
     store.record_usage(&batch).await.unwrap_or_else(|e| panic!("conformance `{c}`: record_usage failed: {e}"));
     store
-        .record_usage(&[Usage { id: r.id, count: 2, last_used: t0 }])
+        .record_usage(&[Usage::new(r.id, 2, t0)])
         .await
         .unwrap_or_else(|e| panic!("conformance `{c}`: record_usage failed: {e}"));
     let got = store.get(&r.id).await.ok().flatten().unwrap_or_else(|| panic!("conformance `{c}`: gone"));
     assert_eq!(got.usage_count, 5, "conformance `{c}`: counts add up");
     assert_eq!(got.last_used_at, Some(t1), "conformance `{c}`: last-used only moves forward");
+}
+
+async fn hourly_usage<S: KeyStore>(store: S) {
+    let c = "hourly_usage";
+    const HOUR: Duration = Duration::from_secs(3600);
+    let record = |e: StoreError| panic!("conformance `{c}`: record_usage failed: {e}");
+    let total = |r: Option<KeyRecord>| r.unwrap_or_else(|| panic!("conformance `{c}`: gone")).usage_count;
+    let r = opaque(b"hourly", "alice");
+    store.insert(&r).await.unwrap_or_else(|e| panic!("conformance `{c}`: insert failed: {e}"));
+    // The hour of the suite's start, and the one before it (both at the wall clock, so that no store prunes them).
+    let now = Usage::hour_of(start());
+    let before = now - HOUR;
+    let unknown = KeyId::random();
+    let batch = [
+        Usage::new(r.id, 3, now + Duration::from_secs(10)),
+        Usage::new(r.id, 2, before + Duration::from_secs(3599)),
+        Usage::new(unknown, 9, now), // unknown: skipped
+    ];
+    store.record_usage(&batch).await.unwrap_or_else(record);
+    let hours = match store.hourly_usage(&r.id, before).await {
+        Ok(hours) => hours,
+        Err(StoreError::Unsupported(_)) => {
+            // No counts per hour: the totals still add up.
+            assert_eq!(total(store.get(&r.id).await.ok().flatten()), 5, "conformance `{c}`: totals over two hours");
+            return;
+        }
+        Err(e) => panic!("conformance `{c}`: hourly_usage failed: {e}"),
+    };
+    let h = |hour: SystemTime, count: u64| HourlyUsage { hour, count };
+    assert_eq!(hours, [h(before, 2), h(now, 3)], "conformance `{c}`: one count per hour, oldest first");
+    assert_eq!(total(store.get(&r.id).await.ok().flatten()), 5, "conformance `{c}`: the total is their sum");
+
+    // A second flush to the same hour adds to it; `since` anywhere in an hour includes that hour.
+    store.record_usage(&[Usage::new(r.id, 4, now + Duration::from_secs(20))]).await.unwrap_or_else(record);
+    let id = r.id;
+    let read = |since: SystemTime| {
+        let store = &store;
+        async move {
+            store.hourly_usage(&id, since).await.unwrap_or_else(|e| panic!("conformance `{c}`: hourly_usage: {e}"))
+        }
+    };
+    assert_eq!(read(before).await, [h(before, 2), h(now, 7)], "conformance `{c}`: a second flush adds up");
+    assert_eq!(read(now).await, [h(now, 7)], "conformance `{c}`: since filters");
+    assert_eq!(read(now + Duration::from_secs(1800)).await, [h(now, 7)], "conformance `{c}`: since within an hour");
+    assert!(read(now + HOUR).await.is_empty(), "conformance `{c}`: since after the last hour");
+    assert_eq!(read(UNIX_EPOCH).await.len(), 2, "conformance `{c}`: since long ago");
+    assert_eq!(total(store.get(&r.id).await.ok().flatten()), 9, "conformance `{c}`: totals");
+    let none = store.hourly_usage(&unknown, before).await;
+    assert!(matches!(none.as_deref(), Ok([])), "conformance `{c}`: an unknown id has no hours, got {none:?}");
+
+    // The hours kept: a window of USAGE_HOURS_KEPT hours that ends with the newest is whole.
+    let oldest_kept = now - HOUR * (USAGE_HOURS_KEPT - 1);
+    store.record_usage(&[Usage::new(r.id, 1, oldest_kept)]).await.unwrap_or_else(record);
+    store.record_usage(&[Usage::new(r.id, 1, now)]).await.unwrap_or_else(record);
+    assert_eq!(
+        read(oldest_kept).await,
+        [h(oldest_kept, 1), h(before, 2), h(now, 8)],
+        "conformance `{c}`: USAGE_HOURS_KEPT hours are kept"
+    );
+
+    // Huge counts saturate: no error, and at least i64::MAX (a store may keep counts as signed 64-bit numbers).
+    let busy = opaque(b"hourly-busy", "bob");
+    store.insert(&busy).await.unwrap_or_else(|e| panic!("conformance `{c}`: insert failed: {e}"));
+    let huge = [Usage::new(busy.id, u64::MAX, now), Usage::new(busy.id, u64::MAX - 1, now)];
+    store.record_usage(&huge).await.unwrap_or_else(record);
+    store.record_usage(&huge).await.unwrap_or_else(record);
+    let floor = u64::try_from(i64::MAX).unwrap_or(u64::MAX);
+    let hours = store
+        .hourly_usage(&busy.id, now)
+        .await
+        .unwrap_or_else(|e| panic!("conformance `{c}`: hourly_usage failed: {e}"));
+    assert!(
+        matches!(hours.as_slice(), [one] if one.hour == now && one.count >= floor),
+        "conformance `{c}`: counts saturate, got {hours:?}"
+    );
+    assert!(total(store.get(&busy.id).await.ok().flatten()) >= floor, "conformance `{c}`: totals saturate");
 }

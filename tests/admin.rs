@@ -5,8 +5,13 @@
 
 mod common;
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use serde_json::{Value, json};
-use tower_api_key::{KeyId, KeyManager, KeyStatus, KeyStore, ListQuery, MemoryStore, NewKey, admin};
+use tower_api_key::{
+    HourlyUsage, KeyId, KeyManager, KeyStatus, KeyStore, ListQuery, ManualClock, MemoryStore, NewKey, Usage,
+    UsageTracker, admin,
+};
 
 struct Admin {
     base: String,
@@ -16,10 +21,15 @@ struct Admin {
 }
 
 async fn start() -> Admin {
+    start_with(KeyManager::new).await
+}
+
+/// An admin API over a fresh memory store, managed by the `KeyManager` that `manager` makes of it.
+async fn start_with(manager: impl FnOnce(MemoryStore) -> KeyManager) -> Admin {
     let store = MemoryStore::new();
     let key = store.add(NewKey::system("ops").scopes(["keys:admin"]).unwrap()).unwrap().key.expose_secret().to_owned();
     let app = axum::Router::new()
-        .nest("/admin", admin::router(KeyManager::new(store.clone())))
+        .nest("/admin", admin::router(manager(store.clone())))
         .layer(tower_api_key::ApiKeyLayer::new(store.clone()));
     let addr = common::serve(app).await;
     Admin { base: format!("http://{addr}/admin"), http: common::client(), key, store }
@@ -271,4 +281,173 @@ async fn listing_parameters_are_checked() {
         }
     }
     assert_eq!(seen.len(), 3);
+}
+
+/// 2030-01-01T10:20:34Z: the clock of the usage tests, 20 minutes into an hour.
+fn usage_now() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_893_492_000 + 1234)
+}
+
+#[tokio::test]
+async fn usage_answers_the_last_hours_zero_filled_by_the_managers_clock() {
+    let clock = ManualClock::new(usage_now());
+    let a = start_with(|store| KeyManager::new(store).clock(clock.clone())).await;
+    let (status, issued) = a.post("/keys", &json!({"kind": "user", "owner": "alice"})).await;
+    assert_eq!(status, 201, "{issued}");
+    let id: KeyId = issued["id"].as_str().unwrap().parse().unwrap();
+    let hour = SystemTime::UNIX_EPOCH + Duration::from_secs(1_893_492_000); // 10:00
+    let h = Duration::from_secs(3600);
+
+    // Through the tracker: two uses this hour, one in the hour before (the flush spans the boundary).
+    let tracker = UsageTracker::spawn(a.store.clone(), Duration::from_secs(3600));
+    tracker.record(&id, hour - Duration::from_secs(1));
+    tracker.record(&id, hour);
+    tracker.record(&id, hour + Duration::from_secs(1200));
+    tracker.shutdown().await;
+    // Directly: four uses three hours ago, and some outside every window (a day and a week ago, next hour).
+    let direct = [
+        Usage::new(id, 4, hour - 3 * h + Duration::from_secs(59)),
+        Usage::new(id, 100, hour - 24 * h),
+        Usage::new(id, 1000, hour - 168 * h),
+        Usage::new(id, 10_000, hour + h),
+    ];
+    a.store.record_usage(&direct).await.unwrap();
+
+    let (status, body) = a.send(reqwest::Method::GET, &format!("/keys/{id}/usage"), None, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["id"], id.as_str());
+    assert_eq!(body.as_object().unwrap().len(), 2, "{body}");
+    let hours = body["hours"].as_array().unwrap();
+    assert_eq!(hours.len(), 24, "the default window");
+    assert_eq!(hours[23], json!({"hour": "2030-01-01T10:00:00.000000000Z", "count": 2}));
+    assert_eq!(hours[22], json!({"hour": "2030-01-01T09:00:00.000000000Z", "count": 1}));
+    assert_eq!(hours[20], json!({"hour": "2030-01-01T07:00:00.000000000Z", "count": 4}));
+    assert_eq!(hours[0]["hour"], "2029-12-31T11:00:00.000000000Z");
+    let counts: Vec<u64> = hours.iter().map(|e| e["count"].as_u64().unwrap()).collect();
+    assert_eq!(counts.iter().sum::<u64>(), 7, "zero elsewhere: {counts:?}");
+    for (back, entry) in (0..24).rev().zip(hours) {
+        // Each hour as the crate writes times.
+        let want = serde_json::to_value(HourlyUsage { hour: hour - back * h, count: 0 }).unwrap();
+        assert_eq!(entry["hour"], want["hour"], "one entry per hour, oldest first");
+    }
+
+    for (hours, sum, first) in [
+        (1, 2, "2030-01-01T10:00:00.000000000Z"),
+        (25, 107, "2029-12-31T10:00:00.000000000Z"),
+        (168, 107, "2029-12-25T11:00:00.000000000Z"),
+    ] {
+        let (status, body) = a.send(reqwest::Method::GET, &format!("/keys/{id}/usage?hours={hours}"), None, None).await;
+        assert_eq!(status, 200, "{body}");
+        let entries = body["hours"].as_array().unwrap();
+        assert_eq!(entries.len(), hours, "{body}");
+        assert_eq!(entries.iter().map(|e| e["count"].as_u64().unwrap()).sum::<u64>(), sum, "{hours} hours");
+        assert_eq!(
+            (entries[0]["hour"].as_str(), entries[hours - 1]["hour"].as_str()),
+            (Some(first), Some("2030-01-01T10:00:00.000000000Z"))
+        );
+    }
+
+    // The window moves with the manager's clock: an hour later, the last entry is the hour with 10 000.
+    clock.advance(h);
+    let (_, body) = a.send(reqwest::Method::GET, &format!("/keys/{id}/usage?hours=2"), None, None).await;
+    assert_eq!(
+        body["hours"],
+        json!([
+            {"hour": "2030-01-01T10:00:00.000000000Z", "count": 2},
+            {"hour": "2030-01-01T11:00:00.000000000Z", "count": 10_000},
+        ])
+    );
+
+    // A revoked key keeps its counts.
+    let (status, _) = a.send(reqwest::Method::POST, &format!("/keys/{id}/revoke"), None, None).await;
+    assert_eq!(status, 200);
+    let (_, body) = a.send(reqwest::Method::GET, &format!("/keys/{id}/usage?hours=2"), None, None).await;
+    assert_eq!(body["hours"][1]["count"], 10_000);
+}
+
+#[tokio::test]
+async fn usage_parameters_and_ids_are_checked() {
+    let a = start().await;
+    let id = a.issue("alice").await;
+    for (query, want) in [
+        ("?hours=0", 400),
+        ("?hours=169", 400),
+        ("?hours=-1", 400),
+        ("?hours=x", 400),
+        ("?hours=", 400),
+        ("?hours=1.5", 400),
+        ("?hours=4294967296", 400),
+        ("?hours=99999999999999999999999999", 400),
+        ("?hours=24&hours=25", 400),
+        ("?days=1", 400),
+        ("?hours=1", 200),
+        ("?hours=168", 200),
+        ("", 200),
+    ] {
+        let (status, body) = a.send(reqwest::Method::GET, &format!("/keys/{id}/usage{query}"), None, None).await;
+        assert_eq!(status, want, "{query}: {body}");
+        if want == 400 {
+            assert_eq!(body["status"], 400, "problem details: {body}");
+        } else {
+            let all_zero = body["hours"].as_array().unwrap().iter().all(|e| e["count"] == 0);
+            assert!(all_zero, "an unused key: {body}");
+        }
+    }
+    for unknown in ["AAAAAAAAAAAA", "not-an-id", "%00"] {
+        let (status, body) = a.send(reqwest::Method::GET, &format!("/keys/{unknown}/usage"), None, None).await;
+        assert_eq!(status, 404, "{unknown}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn usage_answers_carry_no_key_material() {
+    let a = start().await;
+    let (status, issued) = a.post("/keys", &json!({"kind": "user", "owner": "alice"})).await;
+    assert_eq!(status, 201);
+    let key = issued["key"].as_str().unwrap().to_owned();
+    let id: KeyId = issued["id"].as_str().unwrap().parse().unwrap();
+    let record = a.store.get(&id).await.unwrap().unwrap();
+    a.store.record_usage(&[Usage::new(id, 5, SystemTime::now())]).await.unwrap();
+    let res = a.http.get(format!("{}/keys/{id}/usage", a.base)).bearer_auth(&a.key).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    let secret = key.rsplit('_').next().unwrap();
+    for material in [key.as_str(), secret, &record.digest.to_hex(), &record.digest.to_hex()[..16], a.key.as_str()] {
+        assert!(!text.contains(material), "{text}");
+    }
+    assert!(text.contains("\"count\":5"), "{text}");
+}
+
+/// A store that keeps keys but has no counts per hour (the trait's default): the endpoint answers 501.
+#[derive(Debug, Clone, Default)]
+struct NoHourly(MemoryStore);
+
+#[tower_api_key::async_trait]
+impl KeyStore for NoHourly {
+    async fn lookup(&self, by: tower_api_key::Lookup<'_>) -> tower_api_key::LookupResult {
+        self.0.lookup(by).await
+    }
+    async fn get(&self, id: &KeyId) -> Result<Option<tower_api_key::KeyRecord>, tower_api_key::StoreError> {
+        self.0.get(id).await
+    }
+}
+
+#[tokio::test]
+async fn usage_from_a_store_without_hours_is_a_501() {
+    let store = NoHourly::default();
+    let admin_key = store.0.add(NewKey::system("ops").scopes(["keys:admin"]).unwrap()).unwrap();
+    let user = store.0.add(NewKey::user("alice")).unwrap();
+    let app = axum::Router::new()
+        .nest("/admin", admin::router(KeyManager::new(store.clone())))
+        .layer(tower_api_key::ApiKeyLayer::new(store));
+    let base = format!("http://{}/admin", common::serve(app).await);
+    let res = common::client()
+        .get(format!("{base}/keys/{}/usage", user.record.id))
+        .bearer_auth(admin_key.key.expose_secret())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 501);
+    let body: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    assert_eq!(body["status"], 501, "{body}");
 }

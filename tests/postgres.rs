@@ -15,8 +15,8 @@ use axum::routing::get;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tower_api_key::{
-    ApiKey, ApiKeyLayer, KeyDigest, KeyId, KeyKind, KeyManager, KeyRecord, KeyStatus, KeyStore, KeyUpdate, ListQuery,
-    Lookup, NewKey, PostgresStore, Principal, RateLimit, StoreError, Usage,
+    ApiKey, ApiKeyLayer, HourlyUsage, KeyDigest, KeyId, KeyKind, KeyManager, KeyRecord, KeyStatus, KeyStore, KeyUpdate,
+    ListQuery, Lookup, NewKey, PostgresStore, Principal, RateLimit, StoreError, USAGE_HOURS_KEPT, Usage,
 };
 
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -152,10 +152,11 @@ async fn usage_of_a_thousand_keys_is_one_statement() {
 
     let t = |s: u64| created + Duration::from_secs(s);
     let mut batch: Vec<Usage> =
-        records.iter().enumerate().map(|(i, r)| Usage { id: r.id, count: i as u64 + 1, last_used: t(100) }).collect();
-    batch.push(Usage { id: records[1].id, count: 10, last_used: t(50) }); // the same key twice: summed, latest time
-    batch.push(Usage { id: KeyId::random(), count: 7, last_used: t(100) }); // unknown: skipped
-    batch.push(Usage { id: records[2].id, count: u64::MAX, last_used: t(200) }); // saturates
+        records.iter().enumerate().map(|(i, r)| Usage::new(r.id, i as u64 + 1, t(100))).collect();
+    batch.push(Usage::new(records[1].id, 10, t(50))); // the same key twice: summed, latest time
+    batch.push(Usage::new(KeyId::random(), 7, t(100))); // unknown: skipped
+    batch.push(Usage::new(records[2].id, u64::MAX, t(200))); // saturates
+    batch.push(Usage::new(records[3].id, 5, t(3700))); // the next hour
 
     let before = statements.load(Ordering::SeqCst);
     store.record_usage(&batch).await.unwrap();
@@ -171,10 +172,22 @@ async fn usage_of_a_thousand_keys_is_one_statement() {
             0 => (u64::try_from(i64::MAX).unwrap(), t(100)),
             1 => (2 + 10, t(100)),
             2 => (u64::try_from(i64::MAX).unwrap(), t(200)),
+            3 => (4 + 5, t(3700)),
             _ => (i as u64 + 1, t(100)),
         };
         assert_eq!((got.usage_count, got.last_used_at), (count, Some(last)), "key {i}");
     }
+    // And the hours, in the same statement (`created` is 22:13:20, so t(100) and t(3700) are an hour apart).
+    let hour = |t: SystemTime| HourlyUsage { hour: Usage::hour_of(t), count: 0 };
+    let hours = |i: usize| {
+        let store = &store;
+        let id = records[i].id;
+        async move { store.hourly_usage(&id, UNIX_EPOCH).await.unwrap() }
+    };
+    assert_eq!(hours(0).await, [HourlyUsage { count: 1, ..hour(t(100)) }]);
+    assert_eq!(hours(1).await, [HourlyUsage { count: 12, ..hour(t(100)) }]);
+    assert_eq!(hours(2).await, [HourlyUsage { count: u64::try_from(i64::MAX).unwrap(), ..hour(t(100)) }]);
+    assert_eq!(hours(3).await, [HourlyUsage { count: 4, ..hour(t(100)) }, HourlyUsage { count: 5, ..hour(t(3700)) }]);
     // An empty batch runs nothing.
     let before = statements.load(Ordering::SeqCst);
     store.record_usage(&[]).await.unwrap();
@@ -274,9 +287,7 @@ async fn instances_starting_together_migrate_once() {
     while let Some(done) = tasks.join_next().await {
         done.unwrap().unwrap();
     }
-    let versions: i64 =
-        sqlx::query_scalar(&format!("SELECT count(*) FROM \"{ns}\".schema_version")).fetch_one(&pool).await.unwrap();
-    assert_eq!(versions, 1);
+    assert_eq!(schema_versions(&pool, &ns).await, [1, 2]);
     drop_schemas(&pool, &[ns]).await;
 }
 
@@ -412,4 +423,109 @@ async fn a_server_accepts_an_issued_key_until_it_is_revoked() {
     let res = http.get(format!("{base}/whoami")).bearer_auth("tak_user_AAAAAAAAAAAA_garbage").send().await.unwrap();
     assert_eq!(res.status(), 401);
     drop_schemas(&pool, &[ns]).await;
+}
+
+/// The schema of version 1, as a namespace created before counts per hour holds it.
+const SCHEMA_V1: &str = r#"
+CREATE SCHEMA IF NOT EXISTS "{schema}";
+CREATE TABLE IF NOT EXISTS "{schema}".api_keys (
+    id             text COLLATE "C" PRIMARY KEY CHECK (id ~ '^[0-9A-Za-z]{12}$'),
+    digest         bytea       NOT NULL CHECK (octet_length(digest) = 32),
+    prefix         text,
+    kind           text        NOT NULL CHECK (kind IN ('user', 'system')),
+    owner          text        NOT NULL,
+    name           text        NOT NULL DEFAULT '',
+    scopes         text[]      NOT NULL DEFAULT '{}',
+    created_at     timestamptz NOT NULL,
+    expires_at     timestamptz,
+    revoked_at     timestamptz,
+    last_used_at   timestamptz,
+    usage_count    bigint      NOT NULL DEFAULT 0 CHECK (usage_count >= 0),
+    enabled        boolean     NOT NULL DEFAULT true,
+    rate_requests  bigint      CHECK (rate_requests BETWEEN 1 AND 4294967295),
+    rate_period_ns bigint      CHECK (rate_period_ns > 0),
+    metadata       jsonb       NOT NULL DEFAULT '{}',
+    rotated_to     text COLLATE "C",
+    CHECK ((rate_requests IS NULL) = (rate_period_ns IS NULL))
+);
+CREATE UNIQUE INDEX IF NOT EXISTS api_keys_opaque_digest ON "{schema}".api_keys (digest) WHERE prefix IS NULL;
+CREATE INDEX IF NOT EXISTS api_keys_owner ON "{schema}".api_keys (owner, id);
+CREATE TABLE IF NOT EXISTS "{schema}".schema_version (
+    version    integer     PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO "{schema}".schema_version (version) VALUES (1) ON CONFLICT (version) DO NOTHING;
+"#;
+
+#[tokio::test]
+async fn a_namespace_of_schema_version_1_migrates_and_keeps_its_keys() {
+    let pool = pool().await;
+    let ns = fresh_namespace();
+    sqlx::raw_sql(&SCHEMA_V1.replace("{schema}", &ns)).execute(&pool).await.unwrap();
+    let mut old = KeyRecord::new(KeyId::random(), KeyDigest::of(b"from v1"), KeyKind::User, "u").with_created_at(at(0));
+    old.usage_count = 41;
+    sqlx::query(&format!(
+        "INSERT INTO \"{ns}\".api_keys (id, digest, kind, owner, created_at, usage_count) \
+         VALUES ($1, $2, 'user', 'u', to_timestamp(0), 41)"
+    ))
+    .bind(old.id.as_str())
+    .bind(&old.digest.as_bytes()[..])
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let store = store_in(&pool, &ns).await; // migrates from version 1
+    store.migrate().await.unwrap(); // and again: nothing changes
+    assert_eq!(store.get(&old.id).await.unwrap().unwrap(), old, "the key is kept as it was");
+    let now = SystemTime::now();
+    store.record_usage(&[Usage::new(old.id, 1, now)]).await.unwrap();
+    assert_eq!(store.get(&old.id).await.unwrap().unwrap().usage_count, 42);
+    assert_eq!(store.hourly_usage(&old.id, now).await.unwrap(), [HourlyUsage { hour: Usage::hour_of(now), count: 1 }]);
+    assert_eq!(schema_versions(&pool, &ns).await, [1, 2]);
+    drop_schemas(&pool, &[ns]).await;
+}
+
+#[tokio::test]
+async fn hourly_counts_are_pruned_after_the_hours_kept_and_go_with_their_key() {
+    let pool = pool().await;
+    let ns = fresh_namespace();
+    let store = store_in(&pool, &ns).await;
+    let (a, b) = (
+        KeyRecord::new(KeyId::random(), KeyDigest::of(b"a"), KeyKind::User, "u"),
+        KeyRecord::new(KeyId::random(), KeyDigest::of(b"b"), KeyKind::User, "u"),
+    );
+    store.insert(&a).await.unwrap();
+    store.insert(&b).await.unwrap();
+    let now = Usage::hour_of(SystemTime::now());
+    let h = Duration::from_secs(3600);
+    let kept = USAGE_HOURS_KEPT;
+    // Hours of a long ago (written one flush at a time: each is the newest when written, so kept).
+    for back in [kept + 5, kept + 1, kept, kept - 1] {
+        store.record_usage(&[Usage::new(a.id, 1, now - h * back)]).await.unwrap();
+    }
+    assert_eq!(store.hourly_usage(&a.id, UNIX_EPOCH).await.unwrap().len(), 4);
+    // A flush of another key at the current hour prunes every key's hours older than the hours kept.
+    store.record_usage(&[Usage::new(b.id, 1, now)]).await.unwrap();
+    let left: Vec<SystemTime> = store.hourly_usage(&a.id, UNIX_EPOCH).await.unwrap().iter().map(|u| u.hour).collect();
+    assert_eq!(left, [now - h * kept, now - h * (kept - 1)]);
+    // An hour already older than that, in a batch, is counted in the total but not kept as an hour.
+    store.record_usage(&[Usage::new(a.id, 7, now - h * (kept + 3)), Usage::new(a.id, 1, now)]).await.unwrap();
+    assert_eq!(store.get(&a.id).await.unwrap().unwrap().usage_count, 4 + 8);
+    assert_eq!(store.hourly_usage(&a.id, UNIX_EPOCH).await.unwrap().len(), 3);
+    // A key's hours go when its row does.
+    sqlx::query(&format!("DELETE FROM \"{ns}\".api_keys WHERE id = $1"))
+        .bind(a.id.as_str())
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert!(store.hourly_usage(&a.id, UNIX_EPOCH).await.unwrap().is_empty());
+    drop_schemas(&pool, &[ns]).await;
+}
+
+/// The schema versions `migrate` has recorded in namespace `ns`.
+async fn schema_versions(pool: &PgPool, ns: &str) -> Vec<i32> {
+    sqlx::query_scalar(&format!("SELECT version FROM \"{ns}\".schema_version ORDER BY version"))
+        .fetch_all(pool)
+        .await
+        .unwrap()
 }

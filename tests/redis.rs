@@ -423,7 +423,56 @@ async fn usage_counts_saturate_and_times_round_trip_to_the_nanosecond() {
     record.usage_count = u64::MAX - 1;
     store.insert(&record).await.unwrap();
     let later = at + Duration::from_nanos(1);
-    store.record_usage(&[tower_api_key::Usage { id: record.id, count: 5, last_used: later }]).await.unwrap();
+    store.record_usage(&[tower_api_key::Usage::new(record.id, 5, later)]).await.unwrap();
     let got = store.get(&record.id).await.unwrap().unwrap();
     assert_eq!((got.usage_count, got.last_used_at, got.created_at), (u64::MAX, Some(later), at));
+}
+
+#[tokio::test]
+async fn hourly_counts_sit_in_the_namespace_hash_tag_expire_and_are_pruned() {
+    use tower_api_key::{HourlyUsage, USAGE_HOURS_KEPT, Usage};
+    let cleanup = Cleanup::default();
+    let ns = cleanup.add(&random_namespace());
+    let store = connect(&ns).await;
+    let record =
+        tower_api_key::KeyRecord::new(KeyId::random(), KeyDigest::of(b"hourly"), tower_api_key::KeyKind::User, "u");
+    store.insert(&record).await.unwrap();
+    let now = Usage::hour_of(SystemTime::now());
+    let h = Duration::from_secs(3600);
+    // Two hours in one batch, one of them twice.
+    let batch = [Usage::new(record.id, 2, now - h), Usage::new(record.id, 3, now), Usage::new(record.id, 4, now)];
+    store.record_usage(&batch).await.unwrap();
+    assert_eq!(
+        store.hourly_usage(&record.id, now - h).await.unwrap(),
+        [HourlyUsage { hour: now - h, count: 2 }, HourlyUsage { hour: now, count: 7 }]
+    );
+
+    // Layout: one hash in the namespace's hash tag, hour (seconds) -> count, with a TTL of the hours kept + 1.
+    let mut raw = raw().await;
+    let key = format!("{{{ns}}}:usage:{}", record.id);
+    let fields: std::collections::HashMap<String, String> =
+        redis::cmd("HGETALL").arg(&key).query_async(&mut raw).await.unwrap();
+    let secs = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs().to_string();
+    assert_eq!(fields.get(&secs(now)).map(String::as_str), Some("7"), "{fields:?}");
+    let ttl: i64 = redis::cmd("TTL").arg(&key).query_async(&mut raw).await.unwrap();
+    let most = i64::from(USAGE_HOURS_KEPT + 1) * 3600;
+    assert!((most - 60..=most).contains(&ttl), "TTL {ttl}");
+
+    // Hours older than the hours kept before the newest are pruned once the hash holds more than it keeps.
+    let kept = USAGE_HOURS_KEPT;
+    let old: Vec<Usage> = (2..=kept + 10).map(|back| Usage::new(record.id, 1, now - h * back)).collect();
+    store.record_usage(&old).await.unwrap();
+    let hours = store.hourly_usage(&record.id, SystemTime::UNIX_EPOCH).await.unwrap();
+    assert_eq!(hours.len(), usize::try_from(kept).unwrap() + 1, "from the newest hour back the hours kept");
+    assert_eq!(hours.first().map(|u| u.hour), Some(now - h * kept));
+    assert!(hours.windows(2).all(|w| w[0].hour < w[1].hour), "oldest first");
+
+    // Unknown keys write nothing; counts saturate.
+    let unknown = KeyId::random();
+    store.record_usage(&[Usage::new(unknown, 1, now)]).await.unwrap();
+    let exists: i64 =
+        redis::cmd("EXISTS").arg(format!("{{{ns}}}:usage:{unknown}")).query_async(&mut raw).await.unwrap();
+    assert_eq!(exists, 0);
+    store.record_usage(&[Usage::new(record.id, u64::MAX, now), Usage::new(record.id, u64::MAX, now)]).await.unwrap();
+    assert_eq!(store.hourly_usage(&record.id, now).await.unwrap(), [HourlyUsage { hour: now, count: u64::MAX }]);
 }

@@ -1,5 +1,5 @@
-//! Usage tracking off the request path: per-key request counts and last-used times, batched in memory and
-//! flushed to the store periodically and on shutdown. Never one store write per request.
+//! Usage tracking off the request path: request counts per key and UTC hour, and last-used times, batched in
+//! memory and flushed to the store periodically and on shutdown. Never one store write per request.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -13,11 +13,15 @@ use tokio::task::JoinHandle;
 use crate::key::{KeyId, RandomKeyHasher};
 use crate::store::{KeyStore, Usage};
 
-/// Default bound on distinct keys held between flushes.
+/// Default bound on the entries held between flushes: one per key and UTC hour in which it was used.
 pub const DEFAULT_MAX_PENDING_KEYS: usize = 100_000;
 
+/// Uses of one key within one hour since the last flush: the count and the latest time.
+type Pending = HashMap<(KeyId, SystemTime), (u64, SystemTime), RandomKeyHasher>;
+
 struct Inner {
-    pending: Mutex<HashMap<KeyId, (u64, SystemTime), RandomKeyHasher>>,
+    /// By key and start of the hour ([`Usage::hour_of`]).
+    pending: Mutex<Pending>,
     max_keys: usize,
     dropped: AtomicU64,
     sink: Arc<dyn KeyStore>,
@@ -27,8 +31,14 @@ struct Inner {
 
 /// Batches key usage and flushes it to a [`KeyStore`] ([`KeyStore::record_usage`]) every `interval` and on [`UsageTracker::shutdown`].
 ///
-/// Recording is a short lock and a map update; memory is bounded by the number of distinct keys between flushes
-/// ([`DEFAULT_MAX_PENDING_KEYS`]; uses of further keys are counted in [`UsageTracker::dropped`] and skipped).
+/// Uses are counted per key and UTC clock hour ([`Usage::hour_of`]): a key used on both sides of an hour
+/// boundary between two flushes gives two [`Usage`] entries, so the store's per-hour counts
+/// ([`KeyStore::hourly_usage`]) land in the hour each request was made in.
+///
+/// Recording is a short lock and a map update. Memory is bounded by the entries held between flushes, one per key
+/// and hour: at most [`DEFAULT_MAX_PENDING_KEYS`] (or the capacity given to
+/// [`UsageTracker::spawn_with_capacity`]), about 64 bytes each. A flush interval under an hour gives at most two
+/// entries per key. Uses that would need a further entry are counted in [`UsageTracker::dropped`] and skipped.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -70,7 +80,7 @@ impl UsageTracker {
         Self::spawn_with_capacity(store, interval, DEFAULT_MAX_PENDING_KEYS)
     }
 
-    /// Like [`UsageTracker::spawn`], holding at most `max_keys` distinct keys between flushes.
+    /// Like [`UsageTracker::spawn`], holding at most `max_keys` entries (one per key and hour) between flushes.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -109,7 +119,7 @@ impl UsageTracker {
         tracker
     }
 
-    /// Counts one successful use of `id` at `at`.
+    /// Counts one successful use of `id` at `at`, in the hour that holds `at`.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -119,18 +129,21 @@ impl UsageTracker {
     /// # t.shutdown().await; }
     /// ```
     pub fn record(&self, id: &KeyId, at: SystemTime) {
+        let slot = (*id, Usage::hour_of(at));
         let mut pending = self.inner.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(entry) = pending.get_mut(id) {
-            entry.0 += 1;
+        if let Some(entry) = pending.get_mut(&slot) {
+            entry.0 = entry.0.saturating_add(1);
             entry.1 = entry.1.max(at);
         } else if pending.len() < self.inner.max_keys {
-            pending.insert(*id, (1, at));
+            pending.insert(slot, (1, at));
         } else {
             self.inner.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    /// Distinct keys waiting for the next flush.
+    /// Entries waiting for the next flush: one per key and UTC hour in which it was used since the last flush
+    /// (the length of the batch the next [`KeyStore::record_usage`] call gets). A key used on both sides of an
+    /// hour boundary counts twice.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -170,7 +183,7 @@ impl UsageTracker {
             let mut pending = self.inner.pending.lock().unwrap_or_else(PoisonError::into_inner);
             std::mem::take(&mut *pending)
                 .into_iter()
-                .map(|(id, (count, last_used))| Usage { id, count, last_used })
+                .map(|((id, hour), (count, last_used))| Usage { id, hour, count, last_used })
                 .collect()
         };
         if batch.is_empty() {
@@ -197,5 +210,88 @@ impl UsageTracker {
         } else {
             self.flush().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::UNIX_EPOCH;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::store::{Lookup, LookupResult, StoreError};
+
+    /// Keeps every batch it is given.
+    #[derive(Debug, Default, Clone)]
+    struct Batches(Arc<Mutex<Vec<Vec<Usage>>>>);
+
+    #[async_trait]
+    impl KeyStore for Batches {
+        async fn lookup(&self, _: Lookup<'_>) -> LookupResult {
+            Ok(None)
+        }
+        async fn record_usage(&self, usage: &[Usage]) -> Result<(), StoreError> {
+            self.0.lock().unwrap_or_else(PoisonError::into_inner).push(usage.to_vec());
+            Ok(())
+        }
+    }
+
+    impl Batches {
+        /// The batches so far, each sorted by key and hour.
+        fn taken(&self) -> Vec<Vec<Usage>> {
+            let mut all = std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner));
+            for batch in &mut all {
+                batch.sort_by_key(|u| (u.id, u.hour));
+            }
+            all
+        }
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    #[tokio::test]
+    async fn uses_are_bucketed_by_the_hour_they_were_made_in() {
+        let sink = Batches::default();
+        let tracker = UsageTracker::spawn(sink.clone(), Duration::from_secs(3600));
+        let (a, b) = ("AAAAAAAAAAAA".parse().unwrap(), "BBBBBBBBBBBB".parse().unwrap());
+        let h = 1_700_002_800; // 2023-11-14T23:00:00Z, a whole hour
+        // (key, time): a used on both sides of the boundary, out of order (threads record in any order).
+        let uses = [(a, h + 3599), (a, h + 3600), (a, h + 10), (a, h + 7199), (b, h + 3600), (a, h + 3599)];
+        for (id, secs) in uses {
+            tracker.record(&id, at(secs));
+        }
+        assert_eq!(tracker.pending(), 3, "a in two hours, b in one");
+        tracker.flush().await;
+        assert_eq!(tracker.pending(), 0);
+        let want = vec![
+            Usage { id: a, hour: at(h), count: 3, last_used: at(h + 3599) },
+            Usage { id: a, hour: at(h + 3600), count: 2, last_used: at(h + 7199) },
+            Usage { id: b, hour: at(h + 3600), count: 1, last_used: at(h + 3600) },
+        ];
+        assert_eq!(sink.taken(), [want]);
+        // A flush empties the buckets: the next one starts from zero.
+        tracker.record(&a, at(h + 7200));
+        tracker.shutdown().await;
+        assert_eq!(sink.taken(), [vec![Usage::new(a, 1, at(h + 7200))]]);
+    }
+
+    #[tokio::test]
+    async fn memory_is_bounded_by_entries_per_key_and_hour() {
+        let sink = Batches::default();
+        let tracker = UsageTracker::spawn_with_capacity(sink.clone(), Duration::from_secs(3600), 2);
+        let (a, b) = (KeyId::random(), KeyId::random());
+        tracker.record(&a, at(3600));
+        tracker.record(&a, at(7200)); // a second hour: a second entry
+        tracker.record(&a, at(7201)); // an existing entry: counted
+        tracker.record(&b, at(7200)); // full: dropped
+        tracker.record(&a, at(10_800)); // a third hour: dropped too
+        assert_eq!((tracker.pending(), tracker.dropped()), (2, 2));
+        tracker.shutdown().await;
+        let batches = sink.taken();
+        assert_eq!(batches.len(), 1);
+        assert_eq!(batches[0].iter().map(|u| u.count).sum::<u64>(), 3);
     }
 }

@@ -11,6 +11,7 @@
 //!   (a revocation also drops every key rotated from the revoked one), and a lookup that was in flight while an
 //!   entry was dropped does not put its now stale answer back. With an [`InvalidationBus`] the change is
 //!   published, and every other instance drops the same entries ([`Invalidator`]).
+//! * **Only lookups are cached.** `get`, `list`, `record_usage` and `hourly_usage` go to the store every time.
 //!
 //! **While the backing store is down**, entries already cached keep answering until their TTL ends: a known key
 //! keeps working for at most `positive_ttl`, a revoked or disabled key stays rejected (its record says so), and an
@@ -46,7 +47,7 @@ use moka::Expiry;
 use tokio::sync::OnceCell;
 
 use super::bus::Subscription;
-use super::change::{KeyUpdate, Usage};
+use super::change::{HourlyUsage, KeyUpdate, Usage};
 use super::contract::{KeyStore, Lookup, LookupResult, StoreError};
 use super::filter::{Answer, FilterState, HashKeys, digest_words, id_words};
 use super::invalidate::{Invalidation, InvalidationBus};
@@ -693,6 +694,11 @@ impl<S: KeyStore> KeyStore for CachedStore<S> {
     async fn record_usage(&self, usage: &[Usage]) -> Result<(), StoreError> {
         self.inner.record_usage(usage).await
     }
+
+    /// Not cached: read from the store every time.
+    async fn hourly_usage(&self, id: &KeyId, since: SystemTime) -> Result<Vec<HourlyUsage>, StoreError> {
+        self.inner.hourly_usage(id, since).await
+    }
 }
 
 /// What a cache must drop.
@@ -805,6 +811,9 @@ mod tests {
         }
         async fn record_usage(&self, usage: &[Usage]) -> Result<(), StoreError> {
             self.inner.record_usage(usage).await
+        }
+        async fn hourly_usage(&self, id: &KeyId, since: SystemTime) -> Result<Vec<HourlyUsage>, StoreError> {
+            self.inner.hourly_usage(id, since).await
         }
     }
 

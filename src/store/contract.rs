@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
-use super::change::{KeyUpdate, Usage};
+use super::change::{HourlyUsage, KeyUpdate, Usage};
 use super::list::{ListQuery, Page};
 use crate::key::{KeyDigest, KeyId, KeyRecord};
 
@@ -220,8 +220,14 @@ pub trait KeyStore: Debug + Send + Sync + 'static {
         Err(StoreError::Unsupported("rotate"))
     }
 
-    /// Adds usage counts (saturating) and moves each key's last-used time forward to the latest seen. Unknown ids
-    /// are skipped. Called in batches by [`crate::UsageTracker`]: a store should write a batch in one statement.
+    /// Adds usage counts (saturating) to each key's total (`usage_count`) and to its count for the entry's hour
+    /// (read back with [`KeyStore::hourly_usage`]), and moves each key's last-used time forward to the latest
+    /// seen. Unknown ids are skipped. A batch may name one key several times (several hours, or the same hour
+    /// twice: the counts add up). Called in batches by [`crate::UsageTracker`]: a store should write a batch in one
+    /// statement or round trip.
+    ///
+    /// Hour buckets are kept at least [`crate::USAGE_HOURS_KEPT`] hours before the newest hour written; a store
+    /// may prune older ones as it writes. Counts of revoked and expired keys are kept like any other.
     ///
     /// # Errors
     /// [`StoreError`] when the backend fails; [`StoreError::Unsupported`] by default.
@@ -232,13 +238,47 @@ pub trait KeyStore: Debug + Send + Sync + 'static {
     /// let store = MemoryStore::new();
     /// let issued = store.add(NewKey::user("alice"))?;
     /// let now = std::time::SystemTime::now();
-    /// store.record_usage(&[Usage { id: issued.record.id, count: 2, last_used: now }]).await?;
+    /// store.record_usage(&[Usage::new(issued.record.id, 2, now)]).await?;
     /// assert_eq!(store.get(&issued.record.id).await?.unwrap().usage_count, 2);
     /// # Ok::<(), StoreError>(()) }).unwrap();
     /// ```
     async fn record_usage(&self, usage: &[Usage]) -> Result<(), StoreError> {
         let _ = usage;
         Err(StoreError::Unsupported("record_usage"))
+    }
+
+    /// The key's counts per UTC hour, as [`KeyStore::record_usage`] added them: one entry per hour that has a
+    /// count, from the hour that holds `since` ([`crate::Usage::hour_of`]) on, oldest first. An unknown id, or a
+    /// key never used, has none (`Ok` and empty). Hours older than [`crate::USAGE_HOURS_KEPT`] may be gone; the
+    /// answer is bounded by what the store keeps, not by how old `since` is.
+    ///
+    /// To show a window with the hours without requests, use [`HourlyUsage::first_hour`] for `since` and
+    /// [`HourlyUsage::fill`] on the answer.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the backend fails; [`StoreError::Unsupported`] by default (a store without usage
+    /// counts per hour).
+    ///
+    /// ```
+    /// # use tower_api_key::*;
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// use std::time::Duration;
+    /// let store = MemoryStore::new();
+    /// let id = store.add(NewKey::user("alice"))?.record.id;
+    /// let now = std::time::SystemTime::now();
+    /// let an_hour_ago = now - Duration::from_secs(3600);
+    /// store.record_usage(&[Usage::new(id, 2, an_hour_ago), Usage::new(id, 3, now)]).await?;
+    /// let hours = store.hourly_usage(&id, an_hour_ago).await?;
+    /// assert_eq!(hours, [
+    ///     HourlyUsage { hour: Usage::hour_of(an_hour_ago), count: 2 },
+    ///     HourlyUsage { hour: Usage::hour_of(now), count: 3 },
+    /// ]);
+    /// assert_eq!(store.hourly_usage(&id, now).await?.len(), 1);
+    /// # Ok::<(), StoreError>(()) }).unwrap();
+    /// ```
+    async fn hourly_usage(&self, id: &KeyId, since: SystemTime) -> Result<Vec<HourlyUsage>, StoreError> {
+        let _ = (id, since);
+        Err(StoreError::Unsupported("hourly_usage"))
     }
 }
 
@@ -270,6 +310,9 @@ impl<T: KeyStore + ?Sized> KeyStore for Arc<T> {
     }
     async fn record_usage(&self, usage: &[Usage]) -> Result<(), StoreError> {
         (**self).record_usage(usage).await
+    }
+    async fn hourly_usage(&self, id: &KeyId, since: SystemTime) -> Result<Vec<HourlyUsage>, StoreError> {
+        (**self).hourly_usage(id, since).await
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
-use super::change::{KeyUpdate, Usage};
+use super::change::{HourlyUsage, KeyUpdate, Usage};
 use super::contract::{KeyStore, Lookup, LookupResult, StoreError};
 use super::list::{ListQuery, Page};
 use super::memory::MemoryStore;
@@ -239,6 +239,9 @@ impl KeyStore for FileStore {
     }
     async fn record_usage(&self, usage: &[Usage]) -> Result<(), StoreError> {
         self.inner.record_usage(usage).await
+    }
+    async fn hourly_usage(&self, id: &KeyId, since: SystemTime) -> Result<Vec<HourlyUsage>, StoreError> {
+        self.inner.hourly_usage(id, since).await
     }
 }
 

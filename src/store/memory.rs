@@ -1,20 +1,23 @@
 //! [`MemoryStore`]: the embedded default store. Nothing to install; holds digests only.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::ops::Bound;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
-use super::change::{KeyUpdate, Usage};
+use super::change::{HourlyUsage, KeyUpdate, USAGE_HOURS_KEPT, Usage};
 use super::contract::{KeyStore, Lookup, LookupResult, StoreError};
 use super::list::{ListQuery, Page};
 use crate::key::{KeyDigest, KeyId, KeyRecord, RandomKeyHasher};
 
 /// How many records one listing examines at most before it ends its page early (work bounded by the page).
 const LIST_SCAN_BUDGET: usize = 10_000;
+
+/// How far before a key's newest hour its hourly counts are kept.
+const KEPT: Duration = Duration::from_secs(3600 * USAGE_HOURS_KEPT as u64);
 
 #[derive(Default)]
 struct Maps {
@@ -23,6 +26,9 @@ struct Maps {
     by_digest: HashMap<KeyDigest, KeyId, RandomKeyHasher>,
     /// Every id, in byte order: listings read only the page they return.
     order: BTreeSet<KeyId>,
+    /// Counts per key and start of the hour, apart from the records the request path reads. At most
+    /// `USAGE_HOURS_KEPT + 1` hours per key: those from the key's newest hour back [`USAGE_HOURS_KEPT`] hours.
+    hourly: HashMap<KeyId, BTreeMap<SystemTime, u64>, RandomKeyHasher>,
 }
 
 impl Maps {
@@ -42,6 +48,19 @@ impl Maps {
         }
         self.order.insert(record.id);
         self.by_id.insert(record.id, Arc::new(record));
+    }
+
+    /// Adds `count` to the key's hour, and forgets its hours older than [`USAGE_HOURS_KEPT`] before its newest.
+    fn add_hourly(&mut self, id: KeyId, hour: SystemTime, count: u64) {
+        let hours = self.hourly.entry(id).or_default();
+        let slot = hours.entry(Usage::hour_of(hour)).or_default();
+        *slot = slot.saturating_add(count);
+        let Some((&newest, _)) = hours.last_key_value() else { return };
+        if let Some(oldest_kept) = newest.checked_sub(KEPT) {
+            while hours.first_key_value().is_some_and(|(&h, _)| h < oldest_kept) {
+                hours.pop_first();
+            }
+        }
     }
 
     /// Replaces the record with this id by `f` applied to a copy; lookups keep seeing the old one until the swap.
@@ -242,12 +261,21 @@ impl KeyStore for MemoryStore {
         let mut maps = self.write();
         for u in usage {
             // Unknown ids (a key deleted since) are skipped.
-            let _ = maps.change(&u.id, |r| {
+            let known = maps.change(&u.id, |r| {
                 r.usage_count = r.usage_count.saturating_add(u.count);
                 r.last_used_at = Some(r.last_used_at.map_or(u.last_used, |t| t.max(u.last_used)));
             });
+            if known.is_ok() {
+                maps.add_hourly(u.id, u.hour, u.count);
+            }
         }
         Ok(())
+    }
+
+    async fn hourly_usage(&self, id: &KeyId, since: SystemTime) -> Result<Vec<HourlyUsage>, StoreError> {
+        let maps = self.read();
+        let Some(hours) = maps.hourly.get(id) else { return Ok(Vec::new()) };
+        Ok(hours.range(Usage::hour_of(since)..).map(|(&hour, &count)| HourlyUsage { hour, count }).collect())
     }
 }
 
@@ -292,6 +320,35 @@ mod tests {
         }
         assert_eq!(found.len(), 1);
         assert_eq!(pages, 2, "one page per scan budget");
+    }
+
+    #[tokio::test]
+    async fn hourly_counts_are_bounded_per_key_and_outlive_a_revocation() {
+        let store = MemoryStore::new();
+        let issued = store.add(crate::key::NewKey::user("a")).unwrap();
+        let id = issued.record.id;
+        let hour = |h: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(h * 3600);
+        // 400 hours, one flush each, and one flush with two hours.
+        for h in 0..400 {
+            store.record_usage(&[Usage::new(id, 1, hour(h))]).await.unwrap();
+        }
+        store.record_usage(&[Usage::new(id, 2, hour(400)), Usage::new(id, u64::MAX, hour(399))]).await.unwrap();
+        let kept = store.hourly_usage(&id, SystemTime::UNIX_EPOCH).await.unwrap();
+        assert_eq!(kept.len(), USAGE_HOURS_KEPT as usize + 1, "from the newest hour back USAGE_HOURS_KEPT hours");
+        assert_eq!(kept.first().map(|h| h.hour), Some(hour(400 - u64::from(USAGE_HOURS_KEPT))));
+        assert_eq!(
+            &kept[kept.len() - 2..],
+            [HourlyUsage { hour: hour(399), count: u64::MAX }, HourlyUsage { hour: hour(400), count: 2 }]
+        );
+        let got = store.get(&id).await.unwrap().unwrap();
+        assert_eq!(got.usage_count, u64::MAX);
+        // A revoked key keeps its counts; unknown keys have none, and record nothing.
+        store.revoke(&id, hour(401)).await.unwrap();
+        assert_eq!(store.hourly_usage(&id, hour(400)).await.unwrap().len(), 1);
+        let unknown = KeyId::random();
+        store.record_usage(&[Usage::new(unknown, 1, hour(1))]).await.unwrap();
+        assert!(store.hourly_usage(&unknown, SystemTime::UNIX_EPOCH).await.unwrap().is_empty());
+        assert!(!store.read().hourly.contains_key(&unknown));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

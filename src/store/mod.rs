@@ -43,7 +43,7 @@ pub use bus_redis::RedisBus;
 #[cfg(feature = "cache")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
 pub use cache::{CacheConfig, CachedStore, Invalidator};
-pub use change::{KeyUpdate, Usage};
+pub use change::{HourlyUsage, KeyUpdate, USAGE_HOURS_KEPT, Usage};
 pub use contract::{BoxError, KeyStore, Lookup, LookupResult, StoreError};
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]

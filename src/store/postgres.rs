@@ -24,7 +24,8 @@
 //! * **Migrations.** [`PostgresStore::connect`] runs [`PostgresStore::migrate`]; [`PostgresStore::new`] does
 //!   not touch the database. `migrate` runs the SQL below (each statement `IF NOT EXISTS`) in one transaction,
 //!   under a transaction-scoped advisory lock per namespace, so instances that start together do not race, and
-//!   running it again changes nothing. The role needs the `CREATE` privilege on the database for it; a role
+//!   running it again changes nothing. The same SQL brings a namespace created by an earlier version up to date
+//!   (version 2 adds the table of counts per hour); `schema_version` lists the versions applied. The role needs the `CREATE` privilege on the database for it; a role
 //!   without it can use [`PostgresStore::new`] on a schema an administrator created with this SQL. (sqlx's
 //!   `migrate!` cannot take the schema name as a parameter, hence SQL of the crate's own.)
 //! * **Namespace.** An SQL identifier: `[a-z_][a-z0-9_]{0,62}`, not starting with `pg_` (PostgreSQL reserves those
@@ -49,7 +50,9 @@
 //!   microsecond; a `SystemTime` is rounded down to it, which keeps every "now ≥ expiry" comparison as exact as
 //!   the stored time allows. Times outside PostgreSQL's range (4714 BC to 294276 AD) are refused as
 //!   [`StoreError::Invalid`].
-//! * **Usage counts** are `bigint`: a `u64` beyond `i64::MAX` is written as `i64::MAX`, and additions saturate there.
+//! * **Usage counts** are `bigint`: a `u64` beyond `i64::MAX` is written as `i64::MAX`, and additions saturate there;
+//!   the same for the counts per hour in `<namespace>.api_key_usage`, one row per key and hour (its start, a
+//!   `timestamptz`), which a key's deletion deletes too (`ON DELETE CASCADE`).
 //! * **Rate limits** are `requests` (1 to 2³² − 1) and `period` in nanoseconds (exact for a `Duration` up to 292
 //!   years; a longer one is refused as [`StoreError::Invalid`]).
 //! * **Metadata** is `jsonb`, an object of strings. Text holding a NUL character (PostgreSQL cannot store one) is
@@ -65,7 +68,8 @@
 //! | `revoke` | a transaction: one `UPDATE` of the key and its whole `rotated_to` chain (recursive CTE), repeated from the chain's new end if a rotation committed meanwhile; an earlier `revoked_at` is kept |
 //! | `rotate` | a transaction: `SELECT … FOR UPDATE` of the old row, checks, `INSERT` of the successor, `UPDATE` of the old row |
 //! | `list` | one `SELECT`: owner filter by index, at most a scan budget of rows examined (10 000 by default), kind and status (computed from `now` in SQL) filtered among them, `LIMIT page + 1` |
-//! | `record_usage` | one `UPDATE … FROM UNNEST(ids, counts, times)` per batch, rows locked in id order |
+//! | `record_usage` | one statement per batch over `UNNEST(ids, counts, times, hours)`: an `UPDATE` of the keys' totals (rows locked in id order), an `INSERT … ON CONFLICT (id, hour) DO UPDATE` that adds to their hours, and a `DELETE` of the hours older than [`USAGE_HOURS_KEPT`] before the earlier of the newest hour written and `now()` |
+//! | `hourly_usage` | one indexed `SELECT` of the key's hours at or after `since`, by primary key |
 //!
 //! A deadlock or serialization failure (SQLSTATE `40P01`, `40001`) in `revoke`, `rotate` or `record_usage` is
 //! retried, twice at most; each attempt is a whole transaction, so a retry never repeats half a change.
@@ -91,7 +95,7 @@ use sqlx::postgres::{
 };
 use sqlx::{Decode, Encode, Postgres, Row, Type};
 
-use super::change::{KeyUpdate, Usage};
+use super::change::{HourlyUsage, KeyUpdate, USAGE_HOURS_KEPT, Usage};
 use super::contract::{KeyStore, Lookup, LookupResult, StoreError};
 use super::list::{ListQuery, Page};
 use crate::key::{KeyDigest, KeyId, KeyRecord, KeyStatus, RateLimit, Scopes};
@@ -113,8 +117,9 @@ const COLUMNS: &str = "k.id, k.digest, k.prefix, k.kind, k.owner, k.name, k.scop
      k.revoked_at, k.last_used_at, k.usage_count, k.enabled, k.rate_requests, k.rate_period_ns, \
      k.metadata::text AS metadata, k.rotated_to";
 
-/// A [`KeyStore`] over PostgreSQL: one row per key in `<namespace>.api_keys`, shared by every instance that
-/// connects to the same database and namespace. Clones share the pool.
+/// A [`KeyStore`] over PostgreSQL: one row per key in `<namespace>.api_keys` (and its counts per hour in
+/// `<namespace>.api_key_usage`), shared by every instance that connects to the same database and namespace.
+/// Clones share the pool.
 ///
 /// See the [module docs](self) for the SQL it creates, the namespace and how each primitive stays atomic.
 ///
@@ -212,7 +217,7 @@ impl PostgresStore {
         self
     }
 
-    /// Creates the namespace's schema and table if they are missing (the SQL in the [module docs](self)): one
+    /// Creates the namespace's schema and tables if they are missing (the SQL in the [module docs](self)): one
     /// transaction, under an advisory lock, so concurrent calls from instances starting together are safe and a
     /// second call changes nothing.
     ///
@@ -325,11 +330,18 @@ impl PostgresStore {
         Ok(old)
     }
 
-    async fn record_usage_once(&self, ids: &[&str], counts: &[i64], times: &[PgTime]) -> Result<(), StoreError> {
+    async fn record_usage_once(
+        &self,
+        ids: &[&str],
+        counts: &[i64],
+        times: &[PgTime],
+        hours: &[PgTime],
+    ) -> Result<(), StoreError> {
         sqlx::query(&self.sql.record_usage)
             .bind(ids)
             .bind(counts)
             .bind(times)
+            .bind(hours)
             .execute(&self.pool)
             .await
             .map_err(backend)?;
@@ -457,7 +469,32 @@ impl KeyStore for PostgresStore {
         let ids: Vec<&str> = usage.iter().map(|u| u.id.as_str()).collect();
         let counts: Vec<i64> = usage.iter().map(|u| saturating_i64(u.count)).collect();
         let times = usage.iter().map(|u| PgTime::from_system(u.last_used)).collect::<Result<Vec<_>, _>>()?;
-        retry(|| self.record_usage_once(&ids, &counts, &times)).await
+        let hours = usage.iter().map(|u| PgTime::from_system(Usage::hour_of(u.hour))).collect::<Result<Vec<_>, _>>()?;
+        retry(|| self.record_usage_once(&ids, &counts, &times, &hours)).await
+    }
+
+    async fn hourly_usage(&self, id: &KeyId, since: SystemTime) -> Result<Vec<HourlyUsage>, StoreError> {
+        let since = match PgTime::from_system(Usage::hour_of(since)) {
+            Ok(t) => t,
+            // Before PostgreSQL's range: every hour; after it: none.
+            Err(_) if since < UNIX_EPOCH => PgTime(PgTime::RANGE.start),
+            Err(_) => return Ok(Vec::new()),
+        };
+        let rows = sqlx::query(&self.sql.hourly_usage)
+            .bind(id.as_str())
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|row| {
+                Ok(HourlyUsage {
+                    hour: time_column(row, "hour")?.ok_or_else(|| invalid_row("hour"))?,
+                    // Never negative (a CHECK says so).
+                    count: u64::try_from(column::<i64>(row, "count")?).map_err(|_| invalid_row("count"))?,
+                })
+            })
+            .collect()
     }
 }
 
@@ -519,11 +556,14 @@ struct Statements {
     lock_for_rotate: String,
     finish_rotate: String,
     record_usage: String,
+    hourly_usage: String,
 }
 
 impl Statements {
     fn new(namespace: &str) -> Self {
         let t = format!("\"{namespace}\".api_keys");
+        let hourly = format!("\"{namespace}\".api_key_usage");
+        let kept = USAGE_HOURS_KEPT;
         Self {
             namespace: namespace.into(),
             migrate: format!(
@@ -568,19 +608,41 @@ impl Statements {
                 "UPDATE {t} k SET rotated_to = $2, expires_at = LEAST(k.expires_at, $3) WHERE k.id = $1 \
                  RETURNING {COLUMNS}"
             ),
-            // One statement per batch. Repeated ids are summed first (an UPDATE changes a row once); rows are
-            // locked in id order, so concurrent flushes from several instances cannot deadlock.
+            // One statement per batch. Repeated ids are summed first (an UPDATE changes a row once, an upsert
+            // too); key rows are locked in id order, all of them before any hour is written (the GROUP BY of the
+            // upsert reads every updated row first), so concurrent flushes from several instances cannot deadlock
+            // over them. Only the hours of keys that exist are written (the RETURNING of the UPDATE), none older
+            // than the cutoff, which the closing DELETE prunes (the two touch different rows).
             record_usage: format!(
-                "WITH batch AS ( \
+                "WITH u AS ( \
+                     SELECT u.id, u.n, u.t, u.h \
+                     FROM UNNEST($1::text[], $2::bigint[], $3::timestamptz[], $4::timestamptz[]) AS u(id, n, t, h)), \
+                 cutoff AS ( \
+                     SELECT LEAST(max(u.h), now()) - interval '{kept} hours' AS at FROM u), \
+                 batch AS ( \
                      SELECT u.id, LEAST(sum(u.n), 9223372036854775807)::bigint AS n, max(u.t) AS t \
-                     FROM UNNEST($1::text[], $2::bigint[], $3::timestamptz[]) AS u(id, n, t) GROUP BY u.id), \
+                     FROM u GROUP BY u.id), \
                  locked AS ( \
-                     SELECT l.id FROM {t} l JOIN batch ON l.id = batch.id ORDER BY l.id FOR UPDATE OF l) \
-                 UPDATE {t} k SET \
-                     usage_count = CASE WHEN k.usage_count > 9223372036854775807 - batch.n \
-                         THEN 9223372036854775807 ELSE k.usage_count + batch.n END, \
-                     last_used_at = GREATEST(k.last_used_at, batch.t) \
-                 FROM batch JOIN locked ON locked.id = batch.id WHERE k.id = batch.id"
+                     SELECT l.id FROM {t} l JOIN batch ON l.id = batch.id ORDER BY l.id FOR UPDATE OF l), \
+                 totals AS ( \
+                     UPDATE {t} k SET \
+                         usage_count = CASE WHEN k.usage_count > 9223372036854775807 - batch.n \
+                             THEN 9223372036854775807 ELSE k.usage_count + batch.n END, \
+                         last_used_at = GREATEST(k.last_used_at, batch.t) \
+                     FROM batch JOIN locked ON locked.id = batch.id WHERE k.id = batch.id \
+                     RETURNING k.id), \
+                 hours AS ( \
+                     INSERT INTO {hourly} AS c (id, hour, count) \
+                     SELECT u.id, u.h, LEAST(sum(u.n), 9223372036854775807)::bigint \
+                     FROM u JOIN totals ON totals.id = u.id CROSS JOIN cutoff WHERE u.h >= cutoff.at \
+                     GROUP BY u.id, u.h ORDER BY u.id, u.h \
+                     ON CONFLICT (id, hour) DO UPDATE SET \
+                         count = CASE WHEN c.count > 9223372036854775807 - excluded.count \
+                             THEN 9223372036854775807 ELSE c.count + excluded.count END) \
+                 DELETE FROM {hourly} o USING cutoff WHERE o.hour < cutoff.at"
+            ),
+            hourly_usage: format!(
+                "SELECT c.hour, c.count FROM {hourly} c WHERE c.id = $1 AND c.hour >= $2 ORDER BY c.hour"
             ),
             table: t,
         }

@@ -23,6 +23,7 @@
 //! | `{ns}:key:<id>` | hash | one record, a field per column (below) |
 //! | `{ns}:digest:<hex>` | string | opaque keys only: SHA-256 of the whole key (hex) → id |
 //! | `{ns}:ids` | sorted set | every id, all scores 0, so `ZRANGEBYLEX` lists them in byte order |
+//! | `{ns}:usage:<id>` | hash | the key's requests per UTC hour: start of the hour (decimal seconds since the Unix epoch) → count |
 //!
 //! Record fields: `id`, `digest` (hex SHA-256, never the key), `kind`, `owner`, `name`, `prefix` (keys of the crate's
 //! format only), `scopes` and `metadata` (JSON), `created`, `expires`, `revoked`, `last_used` (decimal nanoseconds
@@ -50,7 +51,8 @@
 //! * revoke: the key and its whole `rotated_to` chain (`HSETNX`: a key already revoked keeps its earlier time);
 //! * rotate: `NotFound`, `Conflict` (revoked, already rotated, successor id or digest taken), else stores the
 //!   successor and sets the old record's `rotated_to` and its expiry to the earlier of its own and the grace end;
-//! * record usage: one script call per batch (up to 4096 ids): saturating counts, last-used only moves forward.
+//! * record usage: one script call per batch (up to 4096 entries; a larger batch takes one call per 4096):
+//!   saturating counts, to the key's total and to its hour; last-used only moves forward.
 //!
 //! A lookup is one round trip: `HGETALL` by id, or a read-only script that follows the digest index.
 //!
@@ -63,6 +65,11 @@
 //! is always computed from its record and the clock, never from the TTL.
 //!
 //! The `{ns}:ids` index may keep ids whose record expired; listings skip them and remove them from the index.
+//!
+//! A key's counts per hour (`{ns}:usage:<id>`) get a TTL of [`USAGE_HOURS_KEPT`] + 1 hours at each write, so they
+//! go away a week after the key's last use, whatever became of the key; a hash that holds more hours than that
+//! loses those older than [`USAGE_HOURS_KEPT`] hours before its newest. Reading them back
+//! ([`KeyStore::hourly_usage`]) is one `HGETALL`.
 //!
 //! # Listing
 //!
@@ -81,7 +88,7 @@ use ::redis::cluster_async::ClusterConnection;
 use ::redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, Script, ScriptInvocation, Value};
 use async_trait::async_trait;
 
-use super::change::{KeyUpdate, Usage};
+use super::change::{HourlyUsage, KeyUpdate, USAGE_HOURS_KEPT, Usage};
 use super::contract::{KeyStore, Lookup, LookupResult, StoreError};
 use super::list::{ListQuery, Page};
 use crate::key::{KeyDigest, KeyId, KeyRecord, RateLimit, Scopes};
@@ -344,6 +351,10 @@ impl RedisStore {
         format!("{}key:{id}", self.prefix)
     }
 
+    fn usage_key(&self, id: &KeyId) -> String {
+        format!("{}usage:{id}", self.prefix)
+    }
+
     /// A call of `script` with the arguments every script takes (the id index, the prefix, the retention).
     fn call(&self, script: &'static Script) -> ScriptInvocation<'static> {
         let mut call = script.key(&*self.ids_key);
@@ -398,6 +409,14 @@ fn corrupt(field: &'static str) -> StoreError {
 fn nanos(t: SystemTime) -> Result<String, StoreError> {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos().to_string())
+        .map_err(|_| StoreError::Invalid("a time before 1970 cannot be stored in Redis"))
+}
+
+/// The start of the hour that holds `t`, in decimal seconds since the Unix epoch.
+fn hour_secs(t: SystemTime) -> Result<String, StoreError> {
+    Usage::hour_of(t)
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs().to_string())
         .map_err(|_| StoreError::Invalid("a time before 1970 cannot be stored in Redis"))
 }
 
@@ -657,12 +676,33 @@ impl KeyStore for RedisStore {
     async fn record_usage(&self, usage: &[Usage]) -> Result<(), StoreError> {
         for batch in usage.chunks(USAGE_CHUNK) {
             let mut call = self.call(&SCRIPTS.usage);
+            call.arg(USAGE_HOURS_KEPT);
             for u in batch {
-                call.arg(u.id.as_str()).arg(u.count).arg(nanos(u.last_used)?);
+                call.arg(u.id.as_str()).arg(u.count).arg(nanos(u.last_used)?).arg(hour_secs(u.hour)?);
             }
             self.run::<i64>(&call, None).await?;
         }
         Ok(())
+    }
+
+    async fn hourly_usage(&self, id: &KeyId, since: SystemTime) -> Result<Vec<HourlyUsage>, StoreError> {
+        let since = Usage::hour_of(since).duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let mut conn = self.conn.clone();
+        let fields: HashMap<String, String> = ::redis::cmd("HGETALL")
+            .arg(self.usage_key(id))
+            .query_async(&mut conn)
+            .await
+            .map_err(StoreError::backend)?;
+        let mut hours = Vec::with_capacity(fields.len());
+        for (hour, count) in fields {
+            let hour: u64 = hour.parse().map_err(|_| corrupt("usage hour"))?;
+            if hour >= since {
+                let count = count.parse().map_err(|_| corrupt("usage count"))?;
+                hours.push(HourlyUsage { hour: UNIX_EPOCH + Duration::from_secs(hour), count });
+            }
+        }
+        hours.sort_unstable_by_key(|h| h.hour);
+        Ok(hours)
     }
 }
 
@@ -724,6 +764,8 @@ mod tests {
     fn times_before_1970_are_refused() {
         let early = UNIX_EPOCH - Duration::from_secs(1);
         assert!(matches!(nanos(early), Err(StoreError::Invalid(_))));
+        assert!(matches!(hour_secs(early), Err(StoreError::Invalid(_))));
         assert_eq!(nanos(UNIX_EPOCH).expect("epoch"), "0");
+        assert_eq!(hour_secs(UNIX_EPOCH + Duration::new(7199, 1)).expect("an hour"), "3600");
     }
 }

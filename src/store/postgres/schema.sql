@@ -1,6 +1,7 @@
--- PostgresStore, schema version 1. `{schema}` is the store's namespace, checked to be an SQL identifier
--- ([a-z_][a-z0-9_]{0,62}, not pg_*) before it is put here. Every statement is idempotent;
--- PostgresStore::migrate runs them all in one transaction, under an advisory lock per namespace.
+-- PostgresStore, schema version 2. `{schema}` is the store's namespace, checked to be an SQL identifier
+-- ([a-z_][a-z0-9_]{0,62}, not pg_*) before it is put here. Every statement is idempotent, so the same SQL creates a
+-- new namespace and brings one of an older version up to date; PostgresStore::migrate runs them all in one
+-- transaction, under an advisory lock per namespace.
 CREATE SCHEMA IF NOT EXISTS "{schema}";
 
 CREATE TABLE IF NOT EXISTS "{schema}".api_keys (
@@ -38,8 +39,23 @@ CREATE UNIQUE INDEX IF NOT EXISTS api_keys_opaque_digest ON "{schema}".api_keys 
 -- Listings filtered by owner read only that owner's keys, in id order.
 CREATE INDEX IF NOT EXISTS api_keys_owner ON "{schema}".api_keys (owner, id);
 
+-- Version 2: requests per key and UTC hour. record_usage adds to a key's row above and to its hour here in one
+-- statement, and deletes the hours older than 168 (USAGE_HOURS_KEPT) before the earlier of the newest hour it
+-- wrote and now().
+CREATE TABLE IF NOT EXISTS "{schema}".api_key_usage (
+    id    text COLLATE "C" NOT NULL REFERENCES "{schema}".api_keys (id) ON DELETE CASCADE,
+    -- The start of the hour: a whole multiple of 3600 s since the Unix epoch.
+    hour  timestamptz NOT NULL CHECK (mod(extract(epoch FROM hour)::numeric, 3600) = 0),
+    -- Saturates at 2^63 - 1.
+    count bigint      NOT NULL CHECK (count >= 0),
+    PRIMARY KEY (id, hour)
+);
+
+-- Pruning finds the old hours of every key by index.
+CREATE INDEX IF NOT EXISTS api_key_usage_hour ON "{schema}".api_key_usage (hour);
+
 CREATE TABLE IF NOT EXISTS "{schema}".schema_version (
     version    integer     PRIMARY KEY,
     applied_at timestamptz NOT NULL DEFAULT now()
 );
-INSERT INTO "{schema}".schema_version (version) VALUES (1) ON CONFLICT (version) DO NOTHING;
+INSERT INTO "{schema}".schema_version (version) VALUES (1), (2) ON CONFLICT (version) DO NOTHING;
