@@ -16,7 +16,8 @@
 //! * a remote store's cache keeps an id filter (`CacheConfig::id_filter`, on by default) trusted while its
 //!   invalidation subscription is connected: a flood of random well-formed keys is answered without a query;
 //! * `GET /health` needs no key; `GET /whoami` describes the principal; `/admin/keys…` is the key-management API
-//!   (scope `keys:admin`);
+//!   (scope `keys:admin`); with feature `console` (on by default) `/admin/` is the key console, a page that
+//!   loads without a key and asks for one with the scope `keys:admin` (the demo service key);
 //! * with feature `metrics`, `GET /metrics` (no key) serves the crate's counters in the Prometheus text format:
 //!   `tower_api_key_requests_total{outcome, reason}`, `tower_api_key_store_lookups_total{store, result}` (lookups
 //!   that reached PostgreSQL or Redis) and `tower_api_key_filter_total{answer}`. Without the feature there is no
@@ -74,7 +75,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = app_with(backend.store.clone(), SystemClock, usage.clone(), backend.limiter.clone())?;
 
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, "listening");
+    let bound = listener.local_addr()?;
+    tracing::info!(addr = %bound, "listening");
+    #[cfg(feature = "console")]
+    tracing::info!("the key console: open http://{bound}/admin/ and sign in with the demo service key");
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
@@ -296,12 +300,14 @@ pub fn app_with(
         None => auth.rate_limit(None),
     };
     let keys = KeyManager::from_shared(store).clock(clock);
-    let protected = Router::new()
-        .route("/whoami", get(whoami))
-        .nest("/admin", admin::router(keys))
-        .layer(middleware::from_fn(remember_key_id))
-        .layer(auth);
-    let open = with_metrics(Router::new().route("/health", get(|| async { "ok" })));
+    let protected =
+        Router::new().route("/whoami", get(whoami)).layer(middleware::from_fn(remember_key_id)).layer(auth.clone());
+    // The admin router: its API needs a key with the scope `keys:admin` (401 without a key, 403 without the
+    // scope); with feature `console` its root is the console page, which a browser loads without a key. So the
+    // layer in front of it lets requests with no key at all through (a bad key is still refused), and
+    // `nest_service` routes both `/admin` and `/admin/` to the page.
+    let admin = admin::router(keys).layer(middleware::from_fn(remember_key_id)).layer(auth.optional());
+    let open = with_metrics(Router::new().route("/health", get(|| async { "ok" }))).nest_service("/admin", admin);
     Ok(open.merge(protected).layer(middleware::from_fn(log)))
 }
 

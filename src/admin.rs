@@ -11,6 +11,7 @@
 //! | `PATCH /keys/{id}` | any of `{"name", "scopes", "enabled", "expires_in_seconds" \| "expires_at": RFC 3339 \| null, "rate_limit": {...} \| null, "metadata"}` | 200, the record; effective on the next request, on every instance whose cache hears of it |
 //! | `POST /keys/{id}/revoke` | | 200, the record; the key fails from the next request |
 //! | `POST /keys/{id}/rotate` | `{"grace_seconds": N}` | 201, the new record and key; the old key works for N more seconds |
+//! | `GET /keys/{id}/usage?hours=N` | | 200 `{"id", "hours": [{"hour": RFC 3339 start of the hour, "count"}, ...]}`: the key's successful requests in each of the last N UTC hours (1 to [`USAGE_HOURS_KEPT`], default 24), exactly N entries, oldest first, zero-filled, the last the current hour by the manager's clock (never a key) |
 //!
 //! `{id}` is the key's public id (the middle part of the key). Every answer other than 2xx is an RFC 9457
 //! problem-details body:
@@ -18,16 +19,23 @@
 //! | input | answer |
 //! |---|---|
 //! | a body that is not a JSON object (an array, a string), bad JSON, a wrong type, an unknown field | 400 |
+//! | a query parameter that is unknown or of the wrong type; `hours` outside 1 to [`USAGE_HOURS_KEPT`] | 400 |
 //! | a number that overflows time (`expires_in_seconds`, `grace_seconds` past year 9999), a zero rate limit | 400 |
 //! | a string or list over its bound ([`crate::MAX_NAME_LEN`], [`crate::MAX_OWNER_LEN`], [`crate::MAX_SCOPES`], …) | 400 |
 //! | a body over [`MAX_BODY_BYTES`] | 413 |
 //! | a body without `content-type: application/json` | 415 |
 //! | an unknown id | 404 |
 //! | rotating a revoked or already rotated key | 409 |
+//! | a store without the primitive asked for (such as counts per hour) | 501 |
 //! | the store failing | 503, no detail |
 //!
 //! Every check happens before the store is called, and each change is one atomic store step, so a refused request
-//! changes nothing.
+//! changes nothing. Every answer carries [`CONTENT_SECURITY_POLICY`], `X-Content-Type-Options: nosniff`,
+//! `Referrer-Policy: no-referrer` and `Cache-Control: no-store` (an answer may carry a new key).
+//!
+//! With feature `console`, the router's root is also the [key console](crate::console), a web page over this API
+//! that loads without a key: mount the router behind a layer in [`optional`](crate::ApiKeyLayer::optional) mode
+//! (see there).
 //!
 //! ```
 //! use axum::Router;
@@ -45,7 +53,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -56,13 +64,16 @@ use serde_json::{Map, Value};
 use crate::key::{IssuedKey, KeyId, KeyInfo, KeyKind, KeyStatus, NewKey, RateLimit, Scopes};
 use crate::manage::KeyManager;
 use crate::scope::RequireScopesLayer;
-use crate::store::{KeyUpdate, ListQuery, StoreError};
+use crate::store::{HourlyUsage, KeyUpdate, ListQuery, StoreError, USAGE_HOURS_KEPT};
 
 /// The scope every admin route requires.
 pub const ADMIN_SCOPE: &str = "keys:admin";
 
 /// The largest request body the admin API reads (64 KiB); larger ones answer 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// How many hours `GET /keys/{id}/usage` answers when not told.
+const DEFAULT_USAGE_HOURS: u32 = 24;
 
 /// The admin router over `keys`. See the [module docs](self).
 ///
@@ -76,14 +87,41 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub fn router(keys: KeyManager) -> Router {
     #[allow(clippy::expect_used)]
     let guard = RequireScopesLayer::all([ADMIN_SCOPE]).expect("the admin scope is valid");
-    Router::new()
+    let api = Router::new()
         .route("/keys", post(create).get(list))
         .route("/keys/{id}", get(show).patch(patch))
         .route("/keys/{id}/revoke", post(revoke))
         .route("/keys/{id}/rotate", post(rotate))
+        .route("/keys/{id}/usage", get(usage))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(guard)
-        .with_state(keys)
+        .layer(guard);
+    // The console's page and assets: beside the guard, since a browser loads a page without a key.
+    #[cfg(feature = "console")]
+    let api = api.merge(crate::console::routes());
+    api.layer(axum::middleware::map_response(security_headers)).with_state(keys)
+}
+
+/// The `Content-Security-Policy` of every admin answer: scripts, styles and API calls from the page's own origin
+/// only, no inline script or event handler, no plugins, no `<base>`, no form submission, no framing. Strict enough
+/// for the console's page (feature `console`), and harmless on JSON.
+///
+/// ```
+/// assert!(tower_api_key::admin::CONTENT_SECURITY_POLICY.contains("frame-ancestors 'none'"));
+/// ```
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+    img-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; \
+    frame-ancestors 'none'";
+
+/// The headers of every admin answer, page and API alike: [`CONTENT_SECURITY_POLICY`], no MIME sniffing, no
+/// referrer, no framing, and `Cache-Control: no-store`, since an answer may carry a new key.
+async fn security_headers(mut res: Response) -> Response {
+    let headers = res.headers_mut();
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    res
 }
 
 /// An admin API error, answered as problem details.
@@ -226,6 +264,12 @@ struct ListParams {
     limit: Option<usize>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsageParams {
+    hours: Option<u32>,
+}
+
 #[derive(Serialize)]
 struct WithKey<'a> {
     #[serde(flatten)]
@@ -300,6 +344,24 @@ async fn rotate(
     let issued = keys.rotate(&id, Duration::from_secs(body.grace_seconds)).await?;
     tracing::info!(old = %id, new = %issued.record.id, grace_seconds = body.grace_seconds, "admin API rotated a key");
     Ok(created(&keys, &issued))
+}
+
+async fn usage(
+    State(keys): State<KeyManager>,
+    Path(id): Path<String>,
+    params: Result<Query<UsageParams>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let id = parse_id(&id)?;
+    let Query(p) = params?;
+    let hours = p.hours.unwrap_or(DEFAULT_USAGE_HOURS);
+    if !(1..=USAGE_HOURS_KEPT).contains(&hours) {
+        return Err(Problem::bad_request(format!("hours: from 1 to {USAGE_HOURS_KEPT}")));
+    }
+    keys.get(&id).await?.ok_or(StoreError::NotFound(id))?;
+    let now = keys.now();
+    let counts = keys.store().hourly_usage(&id, HourlyUsage::first_hour(now, hours)).await?;
+    let hours = HourlyUsage::fill(&counts, now, hours);
+    Ok(Json(serde_json::json!({ "id": id, "hours": hours })).into_response())
 }
 
 /// Reads a PATCH body field by field: every field optional, `null` clears the expiry or the rate limit, an

@@ -108,6 +108,9 @@ mod clock;
 #[cfg(any(test, feature = "test-util"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod conformance;
+#[cfg(feature = "console")]
+#[cfg_attr(docsrs, doc(cfg(feature = "console")))]
+pub mod console;
 mod error;
 pub mod events;
 mod key;
@@ -158,7 +161,8 @@ pub use store::PostgresBus;
 #[cfg(all(feature = "cache", feature = "redis"))]
 pub use store::RedisBus;
 pub use store::{
-    BoxError, KeyStore, KeyUpdate, ListQuery, Lookup, LookupResult, MAX_PAGE, MemoryStore, Page, StoreError, Usage,
+    BoxError, HourlyUsage, KeyStore, KeyUpdate, ListQuery, Lookup, LookupResult, MAX_PAGE, MemoryStore, Page,
+    StoreError, USAGE_HOURS_KEPT, Usage,
 };
 #[cfg(feature = "cache")]
 pub use store::{CacheConfig, CachedStore, IdFilter, Invalidation, InvalidationBus, Invalidator, Subscription};
