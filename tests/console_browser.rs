@@ -161,36 +161,69 @@ async fn take_secret(c: &Client, shot: Option<&str>) -> String {
     assert!(notice.contains("It will not be shown again"), "{notice}");
     let key = by_id(c, "secret-value").await.prop("value").await.unwrap().unwrap();
     assert!(key.starts_with("tak_"), "a key in the crate's format");
-    by_id(c, "secret-copy").await.click().await.unwrap();
+    click(c, "#secret-copy").await;
     until(c, "the copy button answers", "return document.getElementById('secret-copied').textContent !== ''").await;
     if let Some(name) = shot {
         screenshot(c, name).await;
     }
-    by_id(c, "secret-close").await.click().await.unwrap();
+    click(c, "#secret-close").await;
     until(c, "the box closes", "return !document.getElementById('secret-dialog').open").await;
     let left = by_id(c, "secret-value").await.prop("value").await.unwrap().unwrap_or_default();
     assert_eq!(left, "", "closing the box drops the key");
     key
 }
 
-/// The row of the key whose full text is `key` (its display id is the key's start).
-async fn row_of(c: &Client, key: &str) -> Element {
+/// Finds `css` and clicks it, again while the page re-renders under it (a stale element), for up to `PATIENCE`.
+async fn click(c: &Client, css: &str) {
     let start = Instant::now();
     loop {
-        for row in c.find_all(Locator::Css("#keys tbody tr")).await.unwrap() {
-            let shown = row.find(Locator::Css("td.key")).await.unwrap().text().await.unwrap();
-            if key.starts_with(&format!("{shown}_")) {
-                return row;
-            }
+        let clicked = match c.find(Locator::Css(css)).await {
+            Ok(element) => element.click().await,
+            Err(e) => Err(e),
+        };
+        match clicked {
+            Ok(()) => return,
+            Err(e) => assert!(start.elapsed() < PATIENCE, "clicking {css}: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The public id of the listed key whose full text is `key` (the row whose display id starts the key).
+async fn row_id(c: &Client, key: &str) -> String {
+    let script = "const key = arguments[0];\
+        const row = [...document.querySelectorAll('#keys tbody tr')]\
+          .find(r => key.startsWith(r.querySelector('td.key').textContent + '_'));\
+        return row ? row.dataset.id : null";
+    let start = Instant::now();
+    loop {
+        if let Value::String(id) = c.execute(script, vec![json!(key)]).await.unwrap() {
+            return id;
         }
         assert!(start.elapsed() < PATIENCE, "no row for the key");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
+/// The text of `css` in the row of `key` (`tr` for the whole row).
+async fn cell(c: &Client, key: &str, css: &str) -> String {
+    let id = row_id(c, key).await;
+    let script = "const row = document.querySelector('#keys tr[data-id=\"' + arguments[0] + '\"]');\
+        const cell = row && (arguments[1] === 'tr' ? row : row.querySelector(arguments[1]));\
+        return cell ? (arguments[1] === 'tr' ? cell.innerText : cell.textContent) : null";
+    let start = Instant::now();
+    loop {
+        if let Value::String(text) = c.execute(script, vec![json!(id), json!(css)]).await.unwrap() {
+            return text;
+        }
+        assert!(start.elapsed() < PATIENCE, "no {css} in the row of the key");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn act(c: &Client, key: &str, action: &str) {
-    let row = row_of(c, key).await;
-    row.find(Locator::Css(&format!("button[data-action={action}]"))).await.unwrap().click().await.unwrap();
+    let id = row_id(c, key).await;
+    click(c, &format!("#keys tr[data-id=\"{id}\"] button[data-action={action}]")).await;
 }
 
 async fn issue(c: &Client, name: &str, kind: &str, owner: &str, scopes: &str) {
@@ -198,7 +231,7 @@ async fn issue(c: &Client, name: &str, kind: &str, owner: &str, scopes: &str) {
     choose(c, "issue-kind", kind).await;
     fill(c, "issue-owner", owner).await;
     fill(c, "issue-scopes", scopes).await;
-    by_id(c, "issue-form").await.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    click(c, "#issue-form button[type=submit]").await;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -209,6 +242,7 @@ struct Demo {
     base: String,
     clock: ManualClock,
     http: reqwest::Client,
+    store: MemoryStore,
 }
 
 async fn demo() -> Demo {
@@ -218,8 +252,8 @@ async fn demo() -> Demo {
     store.import(SERVICE_KEY, NewKey::system("demo-service").scopes(["whoami", "keys:admin"]).unwrap()).unwrap();
     // Usage reaches the store within 100 ms, so the chart shows it without a long wait.
     let usage = UsageTracker::spawn(store.clone(), Duration::from_millis(100));
-    let app = server::app(store, clock.clone(), usage).unwrap();
-    Demo { base: format!("http://{}", common::serve(app).await), clock, http: common::client() }
+    let app = server::app(store.clone(), clock.clone(), usage).unwrap();
+    Demo { base: format!("http://{}", common::serve(app).await), clock, http: common::client(), store }
 }
 
 impl Demo {
@@ -303,8 +337,7 @@ async fn walk_through(c: &Client, demo: &Demo) {
     for _ in 0..2 {
         assert_eq!(demo.status("/whoami", &key).await, 200);
     }
-    let row = row_of(c, &key).await;
-    let cells = row.text().await.unwrap();
+    let cells = cell(c, &key, "tr").await;
     assert!(cells.contains("ci-key") && cells.contains("carol") && cells.contains("whoami"), "{cells}");
 
     // Its usage: three requests in the current hour, once the tracker has flushed (every 100 ms here).
@@ -360,7 +393,7 @@ async fn walk_through(c: &Client, demo: &Demo) {
     until(c, "the rotate dialog opens", "return document.getElementById('rotate-dialog').open").await;
     fill(c, "rotate-grace", "30").await;
     choose(c, "rotate-grace-unit", "1").await;
-    by_id(c, "rotate-form").await.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    click(c, "#rotate-form button[type=submit]").await;
     let rotated = take_secret(c, None).await;
     assert_ne!(rotated, key);
     assert_eq!(demo.status("/whoami", &key).await, 200, "the old key within its grace");
@@ -375,11 +408,10 @@ async fn walk_through(c: &Client, demo: &Demo) {
     act(c, &rotated, "revoke").await;
     until(c, "the confirmation opens", "return document.getElementById('revoke-dialog').open").await;
     assert!(text(c, "revoke-what").await.contains("carol"));
-    by_id(c, "revoke-form").await.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    click(c, "#revoke-form button[type=submit]").await;
     until(c, "revoked", "return document.getElementById('notice').textContent.startsWith('Revoked')").await;
     assert_eq!(demo.status("/whoami", &rotated).await, 401);
-    let row = row_of(c, &rotated).await;
-    assert!(row.text().await.unwrap().contains("revoked"));
+    assert!(cell(c, &rotated, "td.status").await.starts_with("revoked"));
 
     // Edit scopes: an admin key loses keys:admin, and the admin API answers it 403.
     issue(c, "deputy", "system", "ops", "whoami keys:admin").await;
@@ -390,16 +422,16 @@ async fn walk_through(c: &Client, demo: &Demo) {
     assert_eq!(by_id(c, "edit-scopes").await.prop("value").await.unwrap().as_deref(), Some("whoami keys:admin"));
     fill(c, "edit-scopes", "whoami").await;
     fill(c, "edit-name", "deputy, demoted").await;
-    by_id(c, "edit-form").await.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    click(c, "#edit-form button[type=submit]").await;
     until(c, "saved", "return document.getElementById('notice').textContent.startsWith('Saved')").await;
     assert_eq!(demo.status("/admin/keys", &deputy).await, 403, "a scoped route after the edit");
     assert_eq!(demo.status("/whoami", &deputy).await, 200);
-    assert!(row_of(c, &deputy).await.text().await.unwrap().contains("deputy, demoted"));
+    assert_eq!(cell(c, &deputy, "td.name").await, "deputy, demoted");
     // An API error shows its problem-details message: a scope with a quote in it is refused by the API.
     act(c, &deputy, "edit").await;
     until(c, "the edit dialog opens", "return document.getElementById('edit-dialog').open").await;
     fill(c, "edit-scopes", r#"whoami bad"scope"#).await;
-    by_id(c, "edit-form").await.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    click(c, "#edit-form button[type=submit]").await;
     until(c, "the problem shows", "return !document.getElementById('problem').hidden").await;
     let problem = text(c, "problem").await;
     assert!(problem.to_lowercase().contains("scope"), "the API's detail: {problem}");
@@ -409,13 +441,82 @@ async fn walk_through(c: &Client, demo: &Demo) {
     let xss = r#"<img src=x onerror="window.__xss=1">"#;
     issue(c, xss, "user", "mallory", "").await;
     let xss_key = take_secret(c, None).await;
-    let row = row_of(c, &xss_key).await;
-    let name = row.find(Locator::Css("td.name")).await.unwrap().text().await.unwrap();
+    let name = cell(c, &xss_key, "td.name").await;
     assert_eq!(name, xss);
     assert_eq!(js(c, "return document.querySelectorAll('img').length").await, json!(0));
     assert_eq!(js(c, "return window.__xss === undefined").await, json!(true));
     js(c, "document.getElementById('keys-title').scrollIntoView(); return true").await;
     screenshot(c, "list").await;
+
+    // By keyboard alone: Tab between the fields, Enter submits, Escape closes the new-key box (which forgets it).
+    by_id(c, "issue-name").await.click().await.unwrap();
+    let typing = "keyboard-key\u{E004}\u{E004}keyboard-owner\u{E007}";
+    c.active_element().await.unwrap().send_keys(typing).await.unwrap();
+    until(c, "the new-key box opens", "return document.getElementById('secret-dialog').open").await;
+    assert_eq!(js(c, "return document.activeElement.id").await, json!("secret-value"), "the box takes the focus");
+    c.active_element().await.unwrap().send_keys("\u{E00C}").await.unwrap();
+    until(c, "Escape closes the box", "return !document.getElementById('secret-dialog').open").await;
+    assert_eq!(by_id(c, "secret-value").await.prop("value").await.unwrap().as_deref(), Some(""));
+    until(
+        c,
+        "the key is listed",
+        "return [...document.querySelectorAll('#keys td.owner')].some(t => t.textContent === 'keyboard-owner')",
+    )
+    .await;
+
+    // Disable and enable again from the edit dialog; then an expiry, which the clock passes.
+    for (enabled, status) in [(false, 401), (true, 200)] {
+        act(c, &deputy, "edit").await;
+        until(c, "the edit dialog opens", "return document.getElementById('edit-dialog').open").await;
+        let checkbox = by_id(c, "edit-enabled").await;
+        if checkbox.is_selected().await.unwrap() != enabled {
+            checkbox.click().await.unwrap();
+        }
+        click(c, "#edit-form button[type=submit]").await;
+        until(c, "saved", "return !document.getElementById('edit-dialog').open && document.getElementById('notice').textContent.startsWith('Saved')").await;
+        assert_eq!(demo.status("/whoami", &deputy).await, status, "enabled: {enabled}");
+    }
+    act(c, &deputy, "edit").await;
+    until(c, "the edit dialog opens", "return document.getElementById('edit-dialog').open").await;
+    choose(c, "edit-expiry", "in").await;
+    fill(c, "edit-expires", "1").await;
+    choose(c, "edit-expires-unit", "60").await;
+    fill(c, "edit-limit", "1000").await;
+    fill(c, "edit-period", "60").await;
+    click(c, "#edit-form button[type=submit]").await;
+    until(c, "saved", "return !document.getElementById('edit-dialog').open && document.getElementById('notice').textContent.startsWith('Saved')").await;
+    let expires = cell(c, &deputy, "td:nth-child(7)").await;
+    assert!(expires.ends_with(" UTC"), "the Expires column shows the new expiry: {expires}");
+    assert_eq!(demo.status("/whoami", &deputy).await, 200, "before its expiry");
+    demo.clock.advance(Duration::from_secs(61));
+    assert_eq!(demo.status("/whoami", &deputy).await, 401, "after its expiry");
+
+    // Filters and paging with the API's cursor: 105 keys of one owner come as 100, then 5 more.
+    for i in 0..105 {
+        demo.store.add(NewKey::user("bulk").name(format!("bulk {i}"))).unwrap();
+    }
+    fill(c, "filter-owner", "bulk").await;
+    click(c, "#filter-form button[type=submit]").await;
+    until(c, "the first page", "return document.querySelectorAll('#keys tbody tr').length === 100").await;
+    assert!(visible(c, "more").await, "a next page is offered");
+    click(c, "#more").await;
+    until(c, "the second page", "return document.querySelectorAll('#keys tbody tr').length === 105").await;
+    assert!(!visible(c, "more").await, "no page after the last");
+    let owners =
+        js(c, "return [...new Set([...document.querySelectorAll('#keys td.owner')].map(t => t.textContent))]").await;
+    assert_eq!(owners, json!(["bulk"]));
+    fill(c, "filter-owner", "").await;
+    choose(c, "filter-status", "revoked").await;
+    choose(c, "filter-kind", "user").await;
+    click(c, "#filter-form button[type=submit]").await;
+    until(
+        c,
+        "only revoked user keys",
+        "const rows = [...document.querySelectorAll('#keys tbody tr')];\
+         return rows.length >= 1 && rows.every(r => r.querySelector('td.status').textContent.startsWith('revoked') \
+           && r.children[1].textContent === 'user')",
+    )
+    .await;
 
     assert_eq!(js(c, "return window.__blocked").await, json!([]), "the policy blocked something the page did");
 
