@@ -33,9 +33,9 @@
 //! changes nothing. Every answer carries [`CONTENT_SECURITY_POLICY`], `X-Content-Type-Options: nosniff`,
 //! `Referrer-Policy: no-referrer` and `Cache-Control: no-store` (an answer may carry a new key).
 //!
-//! With feature `console`, the router's root is also the [key console](crate::console), a web page over this API
+//! With feature `console`, the router's root is also the key console (module `console`), a web page over this API
 //! that loads without a key: mount the router behind a layer in [`optional`](crate::ApiKeyLayer::optional) mode
-//! (see there).
+//! (the `console` module shows how).
 //!
 //! ```
 //! use axum::Router;
