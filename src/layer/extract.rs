@@ -287,6 +287,22 @@ mod tests {
     }
 
     #[test]
+    fn visible_ascii_is_checked_in_every_block_and_in_the_tail() {
+        for len in 0..=50 {
+            let good: Vec<u8> = (0..len).map(|i| 0x21 + u8::try_from(i % 94).unwrap()).collect();
+            assert!(all_visible_ascii(&good), "len {len}");
+            for at in 0..len {
+                for bad in [0x00, 0x20, 0x7F, 0x80, 0xFF] {
+                    let mut v = good.clone();
+                    v[at] = bad;
+                    assert!(!all_visible_ascii(&v), "len {len}, {bad:#x} at {at}");
+                }
+            }
+        }
+        assert!(all_visible_ascii(b"!~"), "both ends of the range");
+    }
+
+    #[test]
     fn table() {
         use CredentialSource::*;
         use RejectReason::*;
