@@ -325,6 +325,15 @@ async fn walk_through(c: &Client, demo: &Demo) {
     )
     .await;
 
+    // Text no header can carry is refused on the page, with a reason, instead of failing inside the browser.
+    sign_in(c, "clé secrète").await;
+    until(
+        c,
+        "the refusal shows",
+        "return document.getElementById('sign-in-problem').textContent.includes('not a key')",
+    )
+    .await;
+
     // The demo service key signs in; the list shows the demo keys.
     sign_in(c, SERVICE_KEY).await;
     until(c, "signed in", "return !document.getElementById('app').hidden").await;

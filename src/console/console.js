@@ -138,6 +138,13 @@
       said.hidden = false;
       return;
     }
+    if (!/^[\x21-\x7e]+$/.test(key)) {
+      // A header cannot carry it (the browser would refuse to send it), and no key looks like that.
+      said.textContent = "This is not a key: keys are printable ASCII characters without spaces.";
+      said.hidden = false;
+      input.focus();
+      return;
+    }
     adminKey = key;
     try {
       await api("GET", "keys?limit=1");
@@ -567,10 +574,25 @@
   // Wiring
   // ------------------------------------------------------------------------------------------------------------
 
+  /** Runs `action` with the form's submit button disabled, so a double click does not issue two keys. */
+  function once(form, action) {
+    return async (event) => {
+      event.preventDefault();
+      const button = form.querySelector("button[type=submit]");
+      if (button.disabled) return;
+      button.disabled = true;
+      try {
+        await action(event);
+      } finally {
+        button.disabled = false;
+      }
+    };
+  }
+
   function start() {
-    $("sign-in-form").addEventListener("submit", signIn);
+    $("sign-in-form").addEventListener("submit", once($("sign-in-form"), signIn));
     $("sign-out").addEventListener("click", () => signOut());
-    $("issue-form").addEventListener("submit", issue);
+    $("issue-form").addEventListener("submit", once($("issue-form"), issue));
     $("filter-form").addEventListener("submit", (event) => {
       event.preventDefault();
       refresh();
@@ -582,9 +604,9 @@
     $("secret-close").addEventListener("click", () => $("secret-dialog").close());
     // However the box closes (the button, Escape), the key goes with it.
     $("secret-dialog").addEventListener("close", forgetSecret);
-    $("rotate-form").addEventListener("submit", rotate);
-    $("revoke-form").addEventListener("submit", revoke);
-    $("edit-form").addEventListener("submit", saveEdit);
+    $("rotate-form").addEventListener("submit", once($("rotate-form"), rotate));
+    $("revoke-form").addEventListener("submit", once($("revoke-form"), revoke));
+    $("edit-form").addEventListener("submit", once($("edit-form"), saveEdit));
     for (const cancel of document.querySelectorAll("dialog .cancel")) {
       cancel.addEventListener("click", () => cancel.closest("dialog").close());
     }
