@@ -60,52 +60,58 @@ use crate::error::ConfigError;
 #[derive(Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
+// In declaration order, so that what verification reads sits together at the start, beside the `Arc`'s counts:
+// digest, id, rotation, kind, enabled, revocation and expiry, prefix, rate limit (two cache lines), then what
+// only the handler and the listings read. With Rust's default layout the one-byte fields (digest, id, kind)
+// went last, four or five lines away from the times: one more memory miss per lookup of a cold record
+// (`cargo bench --bench scaling`, BENCHMARKS.md 1.2).
+#[repr(C)]
 pub struct KeyRecord {
-    /// Public id: the middle part of a key of the crate's format; assigned at import for opaque keys.
-    pub id: KeyId,
     /// SHA-256 of the secret part (crate format) or of the whole key (opaque keys).
     #[cfg_attr(feature = "serde", serde(with = "crate::key::serde_util::digest"))]
     pub digest: KeyDigest,
+    /// Public id: the middle part of a key of the crate's format; assigned at import for opaque keys.
+    pub id: KeyId,
+    /// Set when the key was rotated: the id of its successor.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub rotated_to: Option<KeyId>,
     /// User-level or system-level.
     pub kind: KeyKind,
-    /// User id (user-level keys) or service name (system-level keys).
-    pub owner: String,
-    /// Human-readable name, for listings.
-    #[cfg_attr(feature = "serde", serde(default))]
-    pub name: String,
-    /// The key's prefix for keys of the crate's format; `None` for opaque keys, which are looked up by digest.
-    #[cfg_attr(feature = "serde", serde(default))]
-    pub prefix: Option<String>,
-    /// Granted scopes.
-    #[cfg_attr(feature = "serde", serde(default))]
-    pub scopes: Scopes,
-    /// When the key was issued or imported.
-    #[cfg_attr(feature = "serde", serde(default = "SystemTime::now", with = "crate::key::serde_util::time"))]
-    pub created_at: SystemTime,
-    /// When the key stops working, if ever.
-    #[cfg_attr(feature = "serde", serde(default, with = "crate::key::serde_util::opt_time"))]
-    pub expires_at: Option<SystemTime>,
+    /// A disabled key is rejected until enabled again (unlike revocation, this can be undone).
+    #[cfg_attr(feature = "serde", serde(default = "crate::key::serde_util::yes"))]
+    pub enabled: bool,
     /// When the key was revoked; a revoked key never works again.
     #[cfg_attr(feature = "serde", serde(default, with = "crate::key::serde_util::opt_time"))]
     pub revoked_at: Option<SystemTime>,
+    /// When the key stops working, if ever.
+    #[cfg_attr(feature = "serde", serde(default, with = "crate::key::serde_util::opt_time"))]
+    pub expires_at: Option<SystemTime>,
+    /// The key's prefix for keys of the crate's format; `None` for opaque keys, which are looked up by digest.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub prefix: Option<String>,
+    /// Per-key rate limit; `None` uses the layer's default, if any.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub rate_limit: Option<RateLimit>,
+    /// User id (user-level keys) or service name (system-level keys).
+    pub owner: String,
+    /// Granted scopes.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub scopes: Scopes,
+    /// Human-readable name, for listings.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub name: String,
+    /// When the key was issued or imported.
+    #[cfg_attr(feature = "serde", serde(default = "SystemTime::now", with = "crate::key::serde_util::time"))]
+    pub created_at: SystemTime,
     /// Last successful use, as recorded by usage tracking.
     #[cfg_attr(feature = "serde", serde(default, with = "crate::key::serde_util::opt_time"))]
     pub last_used_at: Option<SystemTime>,
     /// Successful uses, as recorded by usage tracking.
     #[cfg_attr(feature = "serde", serde(default))]
     pub usage_count: u64,
-    /// A disabled key is rejected until enabled again (unlike revocation, this can be undone).
-    #[cfg_attr(feature = "serde", serde(default = "crate::key::serde_util::yes"))]
-    pub enabled: bool,
-    /// Per-key rate limit; `None` uses the layer's default, if any.
-    #[cfg_attr(feature = "serde", serde(default))]
-    pub rate_limit: Option<RateLimit>,
     /// Free-form string metadata.
     #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "BTreeMap::is_empty"))]
     pub metadata: BTreeMap<String, String>,
-    /// Set when the key was rotated: the id of its successor.
-    #[cfg_attr(feature = "serde", serde(default))]
-    pub rotated_to: Option<KeyId>,
 }
 
 impl KeyRecord {
