@@ -13,20 +13,12 @@ use std::time::{Duration, SystemTime};
 use axum::Router;
 use serde_json::json;
 use tower_api_key::admin::CONTENT_SECURITY_POLICY;
-use tower_api_key::{ApiKeyLayer, KeyManager, ManualClock, MemoryStore, NewKey, UsageTracker, admin};
+use tower_api_key::{ApiKeyLayer, KeyManager, ManualClock, UsageTracker, admin};
 
-const USER_KEY: &str = "demo-user-key-0123456789abcdefghijklmnop";
-const SERVICE_KEY: &str = "demo-service-key-0123456789abcdefghijklm";
-
-fn demo_store() -> MemoryStore {
-    let store = MemoryStore::new();
-    store.import(USER_KEY, NewKey::user("demo-user").scopes(["whoami"]).unwrap()).unwrap();
-    store.import(SERVICE_KEY, NewKey::system("demo-service").scopes(["whoami", "keys:admin"]).unwrap()).unwrap();
-    store
-}
+use common::{SERVICE_KEY, USER_KEY};
 
 async fn demo() -> String {
-    let store = demo_store();
+    let store = common::demo_store();
     let usage = UsageTracker::spawn(store.clone(), Duration::from_secs(3600));
     let app = server::app(store, ManualClock::new(SystemTime::now()), usage).unwrap();
     format!("http://{}", common::serve(app).await)
@@ -106,7 +98,7 @@ async fn the_api_under_the_page_still_needs_an_admin_key() {
 
 #[tokio::test]
 async fn the_documented_mountings_serve_the_page_where_they_put_it() {
-    let store = demo_store();
+    let store = common::demo_store();
     let admin_router =
         || admin::router(KeyManager::new(store.clone())).layer(ApiKeyLayer::new(store.clone()).optional());
     let http = common::client();

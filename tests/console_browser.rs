@@ -20,8 +20,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use tower_api_key::{ManualClock, MemoryStore, NewKey, UsageTracker};
 
-const USER_KEY: &str = "demo-user-key-0123456789abcdefghijklmnop";
-const SERVICE_KEY: &str = "demo-service-key-0123456789abcdefghijklm";
+use common::{SERVICE_KEY, USER_KEY};
 /// How long the page may take to show the result of an action.
 const PATIENCE: Duration = Duration::from_secs(10);
 
@@ -247,9 +246,7 @@ struct Demo {
 
 async fn demo() -> Demo {
     let clock = ManualClock::new(SystemTime::now());
-    let store = MemoryStore::new();
-    store.import(USER_KEY, NewKey::user("demo-user").scopes(["whoami"]).unwrap()).unwrap();
-    store.import(SERVICE_KEY, NewKey::system("demo-service").scopes(["whoami", "keys:admin"]).unwrap()).unwrap();
+    let store = common::demo_store();
     // Usage reaches the store within 100 ms, so the chart shows it without a long wait.
     let usage = UsageTracker::spawn(store.clone(), Duration::from_millis(100));
     let app = server::app(store.clone(), clock.clone(), usage).unwrap();

@@ -9,10 +9,9 @@ mod server;
 use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
-use tower_api_key::{ManualClock, MemoryStore, NewKey, UsageTracker};
+use tower_api_key::{ManualClock, MemoryStore, UsageTracker};
 
-const USER_KEY: &str = "demo-user-key-0123456789abcdefghijklmnop";
-const SERVICE_KEY: &str = "demo-service-key-0123456789abcdefghijklm";
+use common::{SERVICE_KEY, USER_KEY};
 
 struct Demo {
     base: String,
@@ -23,9 +22,7 @@ struct Demo {
 
 async fn start() -> Demo {
     let clock = ManualClock::new(SystemTime::now());
-    let store = MemoryStore::new();
-    store.import(USER_KEY, NewKey::user("demo-user").scopes(["whoami"]).unwrap()).unwrap();
-    store.import(SERVICE_KEY, NewKey::system("demo-service").scopes(["whoami", "keys:admin"]).unwrap()).unwrap();
+    let store = common::demo_store();
     let usage = UsageTracker::spawn(store.clone(), Duration::from_secs(3600));
     let app = server::app(store.clone(), clock.clone(), usage).unwrap();
     let addr = common::serve(app).await;

@@ -23,9 +23,8 @@
 
   const $ = (id) => document.getElementById(id);
 
-  /** An element with attributes and children; strings become text nodes, never HTML. */
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
+  /** `node` with attributes and children; strings become text nodes, never HTML. */
+  function build(node, attrs, children) {
     for (const [name, value] of Object.entries(attrs || {})) {
       if (/^on/i.test(name)) throw new Error("no event handler attributes");
       if (value === false || value === null || value === undefined) continue;
@@ -37,17 +36,16 @@
     return node;
   }
 
+  /** An HTML element. */
+  function el(tag, attrs, ...children) {
+    return build(document.createElement(tag), attrs, children);
+  }
+
   const SVG = "http://www.w3.org/2000/svg";
+
+  /** An SVG element. */
   function svg(tag, attrs, ...children) {
-    const node = document.createElementNS(SVG, tag);
-    for (const [name, value] of Object.entries(attrs || {})) {
-      if (/^on/i.test(name)) throw new Error("no event handler attributes");
-      node.setAttribute(name, String(value));
-    }
-    for (const child of children) {
-      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return node;
+    return build(document.createElementNS(SVG, tag), attrs, children);
   }
 
   // ------------------------------------------------------------------------------------------------------------
@@ -261,10 +259,10 @@
     return el("td", text ? { class: "time", title: text } : { class: "time" }, when(text));
   }
 
-  function actionButton(action, label, item, disabled) {
+  function actionButton(action, label, item, disabled, style) {
     const who = item.name || item.display_id;
-    return el("button", { type: "button", "data-action": action, "aria-label": label + " " + who, disabled },
-      label);
+    return el("button", { type: "button", class: style, "data-action": action, "aria-label": label + " " + who,
+      disabled }, label);
   }
 
   function render() {
@@ -288,8 +286,7 @@
           actionButton("usage", "Usage", item, false),
           actionButton("edit", "Edit", item, revoked),
           actionButton("rotate", "Rotate", item, revoked || rotated),
-          el("button", { type: "button", class: "danger", "data-action": "revoke",
-            "aria-label": "Revoke " + (item.name || item.display_id), disabled: revoked }, "Revoke")));
+          actionButton("revoke", "Revoke", item, revoked, "danger")));
       return row;
     });
     body.replaceChildren(...rows);

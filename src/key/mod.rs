@@ -14,7 +14,7 @@ mod record;
 mod scopes;
 mod secret;
 #[cfg(feature = "serde")]
-mod serde_util;
+pub(crate) mod serde_util;
 
 pub use format::{Classified, KeyFormat, MAX_PREFIX_LEN, ParsedKey};
 pub use id::{CHECKSUM_LEN, ID_LEN, InvalidKeyId, KeyId, KeyKind, ParseKeyKindError, SECRET_LEN};

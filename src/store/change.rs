@@ -164,7 +164,7 @@ impl Usage {
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct HourlyUsage {
     /// The start of the hour ([`Usage::hour_of`]).
-    #[cfg_attr(feature = "serde", serde(serialize_with = "rfc3339"))]
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::key::serde_util::time::serialize"))]
     pub hour: SystemTime,
     /// Successful requests within it.
     pub count: u64,
@@ -221,12 +221,6 @@ impl HourlyUsage {
         }
         series
     }
-}
-
-#[cfg(feature = "serde")]
-fn rfc3339<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
-    // As every time the crate writes: clamped to what RFC 3339 can write, so that writing never fails.
-    s.collect_str(&humantime::format_rfc3339_nanos((*t).clamp(UNIX_EPOCH, crate::key::max_expiry())))
 }
 
 #[cfg(test)]

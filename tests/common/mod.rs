@@ -17,3 +17,17 @@ pub(crate) async fn serve(app: axum::Router) -> SocketAddr {
 pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
+
+/// The example server's two demo keys (`DEMO_USER_KEY`, `DEMO_SERVICE_KEY`), fixed so tests can send them.
+pub(crate) const USER_KEY: &str = "demo-user-key-0123456789abcdefghijklmnop";
+pub(crate) const SERVICE_KEY: &str = "demo-service-key-0123456789abcdefghijklm";
+
+/// A memory store holding the demo keys as the example server registers them: the user key (scope `whoami`) and
+/// the service key (scopes `whoami` and `keys:admin`).
+pub(crate) fn demo_store() -> tower_api_key::MemoryStore {
+    use tower_api_key::NewKey;
+    let store = tower_api_key::MemoryStore::new();
+    store.import(USER_KEY, NewKey::user("demo-user").scopes(["whoami"]).unwrap()).unwrap();
+    store.import(SERVICE_KEY, NewKey::system("demo-service").scopes(["whoami", "keys:admin"]).unwrap()).unwrap();
+    store
+}
