@@ -122,3 +122,33 @@ async fn an_unreachable_bus_is_retried_and_caches_fall_back_to_their_ttl() {
     assert!(!sub.is_connected());
     assert_eq!(sub.reconnections(), 0);
 }
+
+/// A healthy channel stays up across its heartbeats (every 5 s), on its first connection: each reconnection drops
+/// every entry of the cache and leaves the id filter untrusted until a rebuild, so a heartbeat that failed on a
+/// healthy connection would empty the cache, and let a flood of random ids reach the store, every 5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_channel_stays_connected_across_its_heartbeats() {
+    let (redis, db, ns) = (redis_url(), database_url(), namespace());
+    let pool = sqlx::PgPool::connect(&db).await.unwrap_or_else(|e| panic!("PostgreSQL at {db}: {e}"));
+    let shared = Arc::new(MemoryStore::new());
+    let on_redis = CachedStore::new(shared.clone(), config());
+    let on_postgres = CachedStore::new(shared.clone(), config());
+    let subs = [
+        ("redis", RedisBus::subscribe(&redis, &ns, on_redis.invalidator()).unwrap()),
+        ("postgres", PostgresBus::subscribe(pool, &ns, on_postgres.invalidator())),
+    ];
+    for (what, sub) in &subs {
+        wait_connected(&[sub], what).await;
+    }
+    // Two heartbeats and then some.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(12) {
+        for (what, sub) in &subs {
+            assert!(sub.is_connected(), "{what}: the channel went down after {:?}", start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for (what, sub) in &subs {
+        assert_eq!(sub.reconnections(), 1, "{what}: connected once");
+    }
+}

@@ -105,7 +105,9 @@ impl RedisBus {
                             None => break Err("the subscription ended".to_owned()),
                         },
                         _ = heartbeat.tick() => {
-                            match tokio::time::timeout(HEARTBEAT_TIMEOUT, sink.ping::<String>()).await {
+                            // On a subscribed connection Redis answers PING with `["pong", ""]`, not `PONG`:
+                            // any answer will do, as long as one comes.
+                            match tokio::time::timeout(HEARTBEAT_TIMEOUT, sink.ping::<redis::Value>()).await {
                                 Ok(Ok(_)) => {}
                                 Ok(Err(e)) => break Err(e.to_string()),
                                 Err(_) => break Err("no answer to a heartbeat".to_owned()),
