@@ -7,6 +7,11 @@
 //! * **No stampede.** Concurrent misses on one key share one store lookup.
 //! * **Hits answer at once** through [`KeyStore::lookup_now`]: no future, no allocation. An entry is the shared
 //!   record itself (`Arc<KeyRecord>`): everything verification reads is one pointer away.
+//! * **Hits cost about a memory-store lookup.** moka decides what stays (size, admission, lifetimes), and a
+//!   read-mostly front (a sharded map of the same entries, each with its deadline) answers hits, since a moka
+//!   `get` costs four to six times a whole memory-store lookup. One hit in 16, drawn at random, is also read
+//!   through moka, so its admission still ranks keys by how often they are used. A hit measures about 37 ns over
+//!   `MemoryStore::lookup_now` (`cargo bench --bench stores`, BENCHMARKS.md).
 //! * **Changes evict.** Insert, update, revoke and rotate through the cache drop the affected entries at once
 //!   (a revocation also drops every key rotated from the revoked one), and a lookup that was in flight while an
 //!   entry was dropped does not put its now stale answer back. With an [`InvalidationBus`] the change is
@@ -37,53 +42,25 @@
 //! ```
 
 use std::fmt;
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use moka::Expiry;
 use tokio::sync::OnceCell;
 
 use super::bus::Subscription;
 use super::change::{HourlyUsage, KeyUpdate, Usage};
 use super::contract::{KeyStore, Lookup, LookupResult, StoreError};
-use super::filter::{Answer, FilterState, HashKeys, digest_words, id_words};
+use super::filter::{Answer, FilterState, HashKeys};
 use super::invalidate::{Invalidation, InvalidationBus};
 use super::list::{ListQuery, Page};
-use crate::key::{KeyDigest, KeyId, KeyRecord};
+use crate::key::{KeyId, KeyRecord};
 
-/// How a cache entry is found: by public id or by digest, as the layer asks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CacheKey {
-    Id(KeyId),
-    Digest(KeyDigest),
-}
+mod table;
 
-impl Hash for CacheKey {
-    /// One `write_u128` of the id's 12 bytes (or the digest's first 16): one multiply in the cache's keyed hasher
-    /// ([`HashKeys`]). Ids and digests hardly ever share a hash, and equality still tells them apart.
-    #[inline]
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        let (a, b) = match self {
-            Self::Id(id) => id_words(id),
-            Self::Digest(d) => digest_words(d),
-        };
-        state.write_u128(u128::from(a) | (u128::from(b) << 64));
-    }
-}
-
-impl From<Lookup<'_>> for CacheKey {
-    fn from(by: Lookup<'_>) -> Self {
-        match by {
-            Lookup::Id(id) => Self::Id(*id),
-            Lookup::Digest(d) => Self::Digest(*d),
-        }
-    }
-}
-
-type Entry = Option<Arc<KeyRecord>>;
+pub(crate) use table::CacheKey;
+use table::{Entry, Table};
 
 /// The settings of a [`CachedStore`]. Builders by value.
 ///
@@ -223,25 +200,13 @@ impl CacheConfig {
     }
 }
 
-/// Per-entry lifetimes: found records and unknown keys live for different times.
-struct Lifetimes(CacheConfig);
-
-impl Expiry<CacheKey, Entry> for Lifetimes {
-    fn expire_after_create(&self, _: &CacheKey, value: &Entry, _: Instant) -> Option<Duration> {
-        Some(if value.is_some() { self.0.positive_ttl } else { self.0.negative_ttl })
-    }
-
-    fn expire_after_update(&self, key: &CacheKey, value: &Entry, at: Instant, _: Option<Duration>) -> Option<Duration> {
-        self.expire_after_create(key, value, at)
-    }
-}
-
 pub(crate) struct Shared {
     /// The id filter, if on.
     filter: Option<Arc<FilterState>>,
-    /// Keyed by ids that clients choose (unknown ones get negative entries): a randomly keyed hash, fast
-    /// ([`HashKeys`], about 1 ns for a key where std's SipHash `RandomState` takes about 20).
-    entries: moka::sync::Cache<CacheKey, Entry, HashKeys>,
+    /// Keyed by ids that clients choose (unknown ones get negative entries): moka for the policy, a read-mostly
+    /// front for hits ([`Table`]), both with a randomly keyed fast hash ([`HashKeys`], about 1 ns for a key where
+    /// std's SipHash `RandomState` takes about 20).
+    entries: Table,
     /// One store lookup per key at a time: later misses wait for the first one's answer.
     in_flight: moka::sync::Cache<CacheKey, Arc<OnceCell<Entry>>, HashKeys>,
     /// Bumped by every eviction: a lookup that saw it change while it waited does not cache its answer.
@@ -415,10 +380,7 @@ impl<S: KeyStore> CachedStore<S> {
     /// let cached = CachedStore::new(MemoryStore::new(), CacheConfig::new());
     /// ```
     pub fn new(inner: S, config: CacheConfig) -> Self {
-        let entries = moka::sync::Cache::builder()
-            .max_capacity(config.max_entries)
-            .expire_after(Lifetimes(config))
-            .build_with_hasher(HashKeys::random());
+        let entries = Table::new(config.max_entries, config.positive_ttl, config.negative_ttl);
         let in_flight = moka::sync::Cache::builder()
             .max_capacity(config.max_entries.max(1))
             .time_to_live(Duration::from_secs(600))
@@ -616,9 +578,10 @@ impl<S: KeyStore> CachedStore<S> {
 impl<S: KeyStore> KeyStore for CachedStore<S> {
     async fn lookup(&self, by: Lookup<'_>) -> LookupResult {
         let key = CacheKey::from(by);
-        if let Some(hit) = self.shared.entries.get(&key) {
+        if let Some(hit) = self.shared.entries.hit(&key) {
             return Ok(hit);
         }
+        self.shared.entries.record_miss(&key);
         if let Some(answer) = self.filter_answer(by) {
             count_filter(answer);
             if answer == Answer::Absent {
@@ -639,13 +602,17 @@ impl<S: KeyStore> KeyStore for CachedStore<S> {
         if let Ok(entry) = &answer
             && self.shared.epoch.load(Ordering::SeqCst) == epoch
         {
-            self.shared.entries.insert(key, entry.clone());
+            let stamp = self.shared.entries.insert(key, entry.clone());
+            // An eviction between the check above and the insert: it may have run before the entry was there.
+            if self.shared.epoch.load(Ordering::SeqCst) != epoch {
+                self.shared.entries.remove_stamped(&key, stamp);
+            }
         }
         answer
     }
 
     fn lookup_now(&self, by: Lookup<'_>) -> Option<LookupResult> {
-        if let Some(hit) = self.shared.entries.get(&CacheKey::from(by)) {
+        if let Some(hit) = self.shared.entries.hit(&CacheKey::from(by)) {
             return Some(Ok(hit));
         }
         // Certainly absent: answered here, without a future. Other answers are counted by `lookup`, which the
@@ -766,6 +733,7 @@ mod tests {
     use crate::key::{KeyFormat, KeyKind, NewKey};
     use crate::store::MemoryStore;
     use std::sync::atomic::AtomicUsize;
+    use std::time::Instant;
 
     /// Counts the lookups that reach it, and can be told to fail or to wait.
     #[derive(Debug, Default)]
