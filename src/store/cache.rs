@@ -858,6 +858,40 @@ mod tests {
         let _ = KeyKind::User;
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_revocation_is_never_undone_by_lookups_running_around_it() {
+        let c = cached(CacheConfig::new());
+        // Every store lookup takes a moment, so some are always in flight while a key is revoked.
+        *c.get_ref().delay.lock().unwrap() = Duration::from_millis(1);
+        for round in 0..20 {
+            let issued = c.get_ref().inner.add(NewKey::user(format!("u{round}"))).unwrap();
+            let id = issued.record.id;
+            let stop = Arc::new(AtomicBool::new(false));
+            let mut lookers = tokio::task::JoinSet::new();
+            for _ in 0..3 {
+                let (c, stop) = (c.clone(), stop.clone());
+                lookers.spawn(async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        let _ = c.lookup(Lookup::Id(&id)).await;
+                        tokio::task::yield_now().await;
+                    }
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            c.revoke(&id, SystemTime::now()).await.unwrap();
+            // Lookups that started before the revocation may still answer the old record, but none may cache it.
+            for _ in 0..200 {
+                let record = c.lookup(Lookup::Id(&id)).await.unwrap().unwrap();
+                assert!(record.revoked_at.is_some(), "round {round}: the revocation was undone by a stale entry");
+                if let Some(Ok(Some(now))) = c.lookup_now(Lookup::Id(&id)) {
+                    assert!(now.revoked_at.is_some(), "round {round}: a stale hit");
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+            lookers.join_all().await;
+        }
+    }
+
     #[tokio::test]
     async fn while_the_store_is_down_cached_keys_answer_and_misses_fail_closed() {
         let c = cached(CacheConfig::new());

@@ -8,8 +8,8 @@
 //!   sharded map instead (dashmap: one read lock of one shard, one probe, one clock read for the deadline). The
 //!   clock is quanta's (the CPU's time-stamp counter, about 12 ns here, where `std::time::Instant::now` takes
 //!   about 31: a third of the memory store's whole lookup).
-//! * **moka still sees the reads it ranks by**: one front hit in [`READ_SAMPLE`] on each thread is also read
-//!   through moka, and every miss is. Its frequency sketch counts hot keys at that rate, which keeps their order.
+//! * **moka still sees the reads it ranks by**: one front hit in [`READ_SAMPLE`], drawn at random, is also
+//!   read through moka, and every miss is. Its frequency sketch counts hot keys at that rate, which keeps their order.
 //!
 //! Invariants:
 //! * The front holds only what moka holds, or has just let go: each entry carries a stamp, and moka's eviction
