@@ -248,6 +248,58 @@ mod tests {
     }
 
     #[test]
+    fn a_flood_of_new_keys_keeps_the_front_bounded_without_help() {
+        // No explicit housekeeping: moka runs it from its own write path, and the listener trims the front.
+        let table = Table::new(1000, Duration::from_secs(60), Duration::from_secs(60));
+        let mut largest = 0;
+        for i in 0..50_000 {
+            table.insert(CacheKey::Id(KeyId::random()), None);
+            if i % 1000 == 0 {
+                largest = largest.max(table.front_len());
+            }
+        }
+        largest = largest.max(table.front_len());
+        assert!(largest <= 2000, "the front grew to {largest} entries for a cache of 1000");
+    }
+
+    #[test]
+    fn threads_hitting_inserting_and_evicting_one_small_set_of_keys_agree_at_the_end() {
+        // The listener takes front locks from inside moka's housekeeping, which runs on whichever thread inserts
+        // or reads: no thread may hold a front lock while it calls moka.
+        let table = Arc::new(Table::new(64, Duration::from_secs(60), Duration::from_secs(60)));
+        let keys: Arc<Vec<CacheKey>> = Arc::new((0..128).map(|_| CacheKey::Id(KeyId::random())).collect());
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let (table, keys) = (table.clone(), keys.clone());
+                std::thread::spawn(move || {
+                    for i in 0..20_000usize {
+                        let key = &keys[(i * 7 + t * 13) % keys.len()];
+                        match i % 5 {
+                            0 => {
+                                table.insert(*key, record());
+                            }
+                            1 => table.invalidate(key),
+                            2 => table.record_miss(key),
+                            _ => {
+                                let _ = table.hit(key);
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        table.run_pending_tasks();
+        assert!(table.entry_count() <= 64);
+        assert!(table.front_len() as u64 <= table.entry_count(), "every front entry has its moka slot");
+        table.invalidate_all();
+        table.run_pending_tasks();
+        assert_eq!(table.front_len(), 0);
+    }
+
+    #[test]
     fn an_entry_past_its_lifetime_is_not_a_hit_even_before_housekeeping() {
         let table = Table::new(100, Duration::from_millis(30), Duration::from_millis(10));
         let found = CacheKey::Id(KeyId::random());
