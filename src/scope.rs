@@ -29,7 +29,9 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::error::ConfigError;
-use crate::key::{MAX_SCOPE_LEN, Scopes, validate_scope};
+#[cfg(feature = "axum")]
+use crate::key::MAX_SCOPE_LEN;
+use crate::key::{Scopes, validate_scope};
 use crate::layer::ResponseFuture;
 use crate::principal::Principal;
 use crate::reject::{Challenges, DEFAULT_REALM, DefaultRejection, GrpcKind, OnRejection, RejectReason, Rejection};

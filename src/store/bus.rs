@@ -31,6 +31,7 @@ pub(crate) struct State {
     connections: AtomicU64,
 }
 
+#[cfg_attr(not(any(feature = "postgres", feature = "redis")), allow(dead_code))] // used by the buses only
 impl State {
     /// The subscription is (again) in place. The caller has dropped its cache's entries first
     /// ([`crate::Invalidator::evict_all`]), since messages may have been lost meanwhile.
@@ -44,6 +45,7 @@ impl State {
     }
 }
 
+#[cfg_attr(not(any(feature = "postgres", feature = "redis")), allow(dead_code))] // used by the buses only
 impl Subscription {
     /// Runs `session` again and again: each run connects, calls [`State::up`], forwards messages and returns when
     /// the connection is lost. Between runs it waits from 50 ms up to 2 s.
