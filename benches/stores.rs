@@ -11,6 +11,9 @@
 //! * `layer`: the whole valid path through `ApiKeyLayer` over the memory store and over the cached store, one hot
 //!   key and traffic spread over every key of the store (1000 and 1 million keys, `BENCH_STORES_SIZES`), beside
 //!   the same requests without the layer.
+//! * `spread`: one lookup alone, hot against spread over every key (same sizes): the memory store, the cached
+//!   store, and the floor (a std `HashMap` of the same records, one `get` and the `Arc` cloned), each reading
+//!   the record fields verification reads.
 //! * `filter`: `IdFilter::may_contain` for unknown ids with 1000 and 10 million ids (`BENCH_STORES_FILTER_IDS`),
 //!   beside a no-op; memory and false-positive rate at the large size.
 //! * `miss` (features `postgres` / `redis`): a cache miss through `CachedStore` over `PostgresStore` and over
@@ -191,6 +194,8 @@ struct Scale {
     store: MemoryStore,
     cached: CachedStore<MemoryStore>,
     keys: Vec<HeaderValue>,
+    /// Every key's id, in another random order.
+    ids: Vec<KeyId>,
 }
 
 impl Scale {
@@ -210,19 +215,84 @@ impl Scale {
             block_on(rt, cached.lookup(Lookup::Id(id))).unwrap().unwrap();
         }
         shuffle(&mut keys, 0x5eed ^ n as u64);
+        shuffle(&mut ids, 0x1d5 ^ n as u64);
         println!("   {n} keys stored and cached in {:.1} s", started.elapsed().as_secs_f64());
-        Self { n, store, cached, keys }
+        Self { n, store, cached, keys, ids }
     }
+}
+
+fn sizes() -> Vec<usize> {
+    std::env::var("BENCH_STORES_SIZES")
+        .unwrap_or_else(|_| "1000,1000000".into())
+        .split(',')
+        .map(|n| n.trim().parse().expect("BENCH_STORES_SIZES: comma-separated numbers"))
+        .collect()
+}
+
+/// What verification reads of a record (the fields `verify` and `status_with` read), so that every case pays
+/// for the same record lines.
+fn read_record(record: &KeyRecord) -> u64 {
+    u64::from(record.digest.as_bytes()[0])
+        ^ u64::from(record.enabled)
+        ^ u64::from(record.revoked_at.is_some())
+        ^ u64::from(record.expires_at.is_some())
+        ^ u64::from(record.rotated_to.is_some())
+        ^ u64::from(record.rate_limit.is_some())
+        ^ record.kind as u64
+}
+
+/// Target 2 at the lookup alone: how much more a lookup costs spread over every key than on one hot key, for
+/// the memory store, the cached store, and the floor: a std `HashMap<KeyId, Arc<KeyRecord>>` of the same
+/// records, one `get`, the `Arc` cloned, the same record fields read. Whatever the layer adds beyond these
+/// differences does not come from the store.
+fn spread_section(rt: &tokio::runtime::Runtime, burst: u64) {
+    let scales: Vec<Scale> = sizes().into_iter().map(|n| Scale::new(rt, n)).collect();
+    let floors: Vec<std::collections::HashMap<KeyId, Arc<KeyRecord>>> = scales
+        .iter()
+        .map(|s| s.ids.iter().map(|id| (*id, block_on(rt, s.store.lookup(Lookup::Id(id))).unwrap().unwrap())).collect())
+        .collect();
+    let mut cases = Vec::new();
+    for (s, floor) in scales.iter().zip(&floors) {
+        let (n, ids, store, cached) = (s.n, &s.ids, &s.store, &s.cached);
+        let hot = ids[0];
+        let spread = move |start: usize| {
+            let mut next = start;
+            move || {
+                next = (next + 1) % ids.len();
+                &ids[next]
+            }
+        };
+        let found = |r: Option<Arc<KeyRecord>>| read_record(&r.unwrap());
+        let now = |s: &dyn KeyStore, id: &KeyId| match s.lookup_now(Lookup::Id(id)) {
+            Some(Ok(Some(r))) => read_record(&r),
+            _ => panic!("not a hit"),
+        };
+        let mut next_id = spread(0);
+        cases.push(call_case("spread", &format!("index_only_{n}"), move || *next_id()));
+        cases.push(call_case("spread", &format!("floor_hot_{n}"), move || found(floor.get(black_box(&hot)).cloned())));
+        let mut next_id = spread(1);
+        cases.push(call_case("spread", &format!("floor_spread_{n}"), move || found(floor.get(next_id()).cloned())));
+        cases.push(call_case("spread", &format!("memory_hot_{n}"), move || now(store, black_box(&hot))));
+        let mut next_id = spread(2);
+        cases.push(call_case("spread", &format!("memory_spread_{n}"), move || now(store, next_id())));
+        cases.push(call_case("spread", &format!("cached_hot_{n}"), move || now(cached, black_box(&hot))));
+        let mut next_id = spread(3);
+        cases.push(call_case("spread", &format!("cached_spread_{n}"), move || now(cached, next_id())));
+    }
+    run(
+        "spread: one lookup, hot against spread over every key (the difference is spread - hot)",
+        &mut cases,
+        burst,
+        |id| {
+            let name = id.strip_prefix("spread/")?;
+            name.contains("_spread_").then(|| format!("spread/{}", name.replace("_spread_", "_hot_")))
+        },
+    );
 }
 
 /// Targets 1 and 2 through the layer: hot and spread, memory and cached.
 fn layer_section(rt: &tokio::runtime::Runtime, burst: u64) {
-    let sizes: Vec<usize> = std::env::var("BENCH_STORES_SIZES")
-        .unwrap_or_else(|_| "1000,1000000".into())
-        .split(',')
-        .map(|n| n.trim().parse().expect("BENCH_STORES_SIZES: comma-separated numbers"))
-        .collect();
-    let scales: Vec<Scale> = sizes.into_iter().map(|n| Scale::new(rt, n)).collect();
+    let scales: Vec<Scale> = sizes().into_iter().map(|n| Scale::new(rt, n)).collect();
     let template = Template::new();
     let t = &template;
     let ok = StatusCode::OK;
@@ -409,6 +479,9 @@ fn main() {
     let burst = env_u64("BENCH_BURST", 20_000);
     if wanted("lookup") {
         lookup_section(&rt, burst);
+    }
+    if wanted("spread") {
+        spread_section(&rt, burst);
     }
     if wanted("layer") {
         layer_section(&rt, burst);
