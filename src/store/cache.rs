@@ -581,13 +581,13 @@ impl<S: KeyStore> KeyStore for CachedStore<S> {
         if let Some(hit) = self.shared.entries.hit(&key) {
             return Ok(hit);
         }
-        self.shared.entries.record_miss(&key);
         if let Some(answer) = self.filter_answer(by) {
             count_filter(answer);
             if answer == Answer::Absent {
                 return Ok(None);
             }
         }
+        self.shared.entries.record_miss(&key);
         let epoch = self.shared.epoch.load(Ordering::SeqCst);
         let cell = self.shared.in_flight.get_with(key, || Arc::new(OnceCell::new()));
         let answer = cell

@@ -9,7 +9,7 @@
 //!   clock is quanta's (the CPU's time-stamp counter, about 12 ns here, where `std::time::Instant::now` takes
 //!   about 31: a third of the memory store's whole lookup).
 //! * **moka still sees the reads it ranks by**: one front hit in [`READ_SAMPLE`], drawn at random, is also
-//!   read through moka, and every miss is. Its frequency sketch counts hot keys at that rate, which keeps their order.
+//!   read through moka, and so is every miss that goes to the store. Its frequency sketch counts hot keys at that rate, which keeps their order.
 //!
 //! Invariants:
 //! * The front holds only what moka holds, or has just let go: each entry carries a stamp, and moka's eviction
@@ -66,7 +66,7 @@ pub(crate) type Entry = Option<Arc<KeyRecord>>;
 
 /// One front hit in this many, on average, is also read through moka, so that its frequency sketch and access
 /// order see hot keys. A power of two.
-pub(crate) const READ_SAMPLE: u32 = 16;
+const READ_SAMPLE: u32 = 16;
 
 /// Whether moka also sees this front hit: drawn at random (fastrand's thread-local generator, about 1 ns), so
 /// that no pattern of requests (a client cycling through 16 keys, say) can hide a key from the sketch.
@@ -92,6 +92,7 @@ struct Front {
 }
 
 /// Per-entry lifetimes: found records and unknown keys live for different times.
+#[derive(Clone, Copy)]
 struct Lifetimes {
     positive: Duration,
     negative: Duration,
@@ -121,6 +122,11 @@ impl Expiry<CacheKey, Slot> for Lifetimes {
 
 type FrontMap = DashMap<CacheKey, Front, HashKeys>;
 
+/// Drops the front entry of `key` if it is the one with `stamp` (a newer one stays).
+fn remove_stamped(front: &FrontMap, key: &CacheKey, stamp: u64) {
+    front.remove_if(key, |_, f| f.stamp == stamp);
+}
+
 /// The cache's entries: a moka cache for the policy, a dashmap front for hits. See the module docs.
 pub(crate) struct Table {
     front: Arc<FrontMap>,
@@ -134,16 +140,17 @@ impl Table {
     pub(crate) fn new(max_entries: u64, positive: Duration, negative: Duration) -> Self {
         let front: Arc<FrontMap> = Arc::new(DashMap::with_hasher(HashKeys::random()));
         let listener_front = Arc::downgrade(&front);
+        let lifetimes = Lifetimes { positive, negative };
         let policy = moka::sync::Cache::builder()
             .max_capacity(max_entries)
-            .expire_after(Lifetimes { positive, negative })
+            .expire_after(lifetimes)
             .eviction_listener(move |key: Arc<CacheKey>, slot: Slot, _: RemovalCause| {
                 if let Some(front) = listener_front.upgrade() {
-                    front.remove_if(&*key, |_, f| f.stamp == slot.stamp);
+                    remove_stamped(&front, &key, slot.stamp);
                 }
             })
             .build_with_hasher(HashKeys::random());
-        Self { front, policy, stamps: AtomicU64::new(0), lifetimes: Lifetimes { positive, negative } }
+        Self { front, policy, stamps: AtomicU64::new(0), lifetimes }
     }
 
     /// The front's answer for `key`, if it has one that still holds: the request path of every cached key.
@@ -162,8 +169,8 @@ impl Table {
         Some(entry)
     }
 
-    /// A miss in the front: read through moka too, so that its sketch counts the key (admission ranks a new key
-    /// by how often it was asked for).
+    /// A miss in the front that goes to the store: read through moka too, so that its sketch counts the key
+    /// (admission ranks a new key by how often it was asked for).
     pub(crate) fn record_miss(&self, key: &CacheKey) {
         let _ = self.policy.get(key);
     }
@@ -183,7 +190,7 @@ impl Table {
     /// Drops the front entry `insert` returned `stamp` for, if it is still there (a newer one stays). moka's slot
     /// stays until its policy ends it; without a front entry it answers nothing.
     pub(crate) fn remove_stamped(&self, key: &CacheKey, stamp: u64) {
-        self.front.remove_if(key, |_, f| f.stamp == stamp);
+        remove_stamped(&self.front, key, stamp);
     }
 
     /// Drops the entry of `key`.
@@ -345,11 +352,10 @@ mod tests {
         assert!(table.hit(&key).is_some_and(|e| e.is_some()), "the newer entry stays");
         table.remove_stamped(&key, new);
         assert!(table.hit(&key).is_none());
-        let again = table.insert(key, record());
+        table.insert(key, record());
         table.invalidate(&key);
         table.run_pending_tasks();
         assert!(table.hit(&key).is_none());
-        let _ = again;
         table.insert(key, record());
         table.invalidate_all();
         assert!(table.hit(&key).is_none());
