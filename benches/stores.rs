@@ -15,7 +15,8 @@
 //!   store, and the floor (a std `HashMap` of the same records, one `get` and the `Arc` cloned), each reading
 //!   the record fields verification reads.
 //! * `filter`: `IdFilter::may_contain` for unknown ids with 1000 and 10 million ids (`BENCH_STORES_FILTER_IDS`),
-//!   beside a no-op; memory and false-positive rate at the large size.
+//!   beside a no-op, and the floor at the large size (one read of a random word of an array as large as the
+//!   filter); memory and false-positive rate at the large size.
 //! * `miss` (features `postgres` / `redis`): a cache miss through `CachedStore` over `PostgresStore` and over
 //!   `RedisStore` (the entry evicted before every lookup) against a direct lookup of the same key.
 //!
@@ -370,6 +371,7 @@ fn filter_section(burst: u64) {
         false_pos as f64 * 100.0 / trials as f64,
         started.elapsed().as_secs_f64()
     );
+    let big_bytes = big.memory_bytes();
     let small = filled(1000);
     // The filter as it was: fastbloom's default hasher (SipHash-1-3, randomly keyed), the tag and the id in one
     // write. Same sizing, so only the hash differs.
@@ -400,6 +402,18 @@ fn filter_section(burst: u64) {
             big.may_contain(Lookup::Id(&probes[c]))
         }),
     ];
+    // The floor at the large size: one read of a random word of an array as large as the filter's bits (where the
+    // first probe of an absent id lands), the index precomputed so that no hash is timed. Each read's index
+    // depends on the previous read (the word read is 1, and 1 - 1 is added), so reads cannot overlap: one memory
+    // latency per call, as for a request, whose one check has no other check to overlap with.
+    let words = vec![1u64; big_bytes / 8];
+    let slots: Vec<usize> = (0..PROBES).map(|_| fastrand::usize(..words.len())).collect();
+    let (mut f, mut last) = (0usize, 1u64);
+    cases.push(call_case("filter", &format!("floor_random_read_{}MB", big_bytes / 1_000_000), move || {
+        f = (f + 1) & (PROBES - 1);
+        last = words[slots[f] + usize::try_from(last - 1).unwrap_or(0)];
+        last == 0
+    }));
     let (mut d, mut e) = (0usize, 0usize);
     cases.push(call_case("filter", "siphash_before_absent_1k", move || {
         d = (d + 1) & (PROBES - 1);

@@ -204,7 +204,7 @@ pub(crate) struct Shared {
     /// The id filter, if on.
     filter: Option<Arc<FilterState>>,
     /// Keyed by ids that clients choose (unknown ones get negative entries): moka for the policy, a read-mostly
-    /// front for hits ([`Table`]), both with a randomly keyed fast hash ([`HashKeys`], about 1 ns for a key where
+    /// front for hits ([`Table`]), both with foldhash seeded from the OS ([`HashKeys`], about 1 ns for a key where
     /// std's SipHash `RandomState` takes about 20).
     entries: Table,
     /// One store lookup per key at a time: later misses wait for the first one's answer.
@@ -281,9 +281,9 @@ impl Shared {
 /// * **Without a bus**, the filter is not trusted (it cannot see keys made elsewhere), unless
 ///   [`CacheConfig::filter_without_bus`] says that nothing but this cache writes to the store.
 /// * **Opaque keys** are filtered by digest in the same filter (the record's digest is what the lookup asks for).
-/// * **Cost**: about 1.2 bytes per id (12 MB at 10 million ids) at a 1 % false-positive rate; a check costs one
-///   keyed hash of the id (two multiplies, randomly keyed per filter) and one to seven memory probes (see
-///   `benches/filter.rs`, `benches/stores.rs` and BENCHMARKS.md).
+/// * **Cost**: about 1.2 bytes per id (12.3 MB at 10 million ids), sized for a 0.9 % false-positive rate (under
+///   the 1 % promised); a check costs one seeded hash of the id ([`foldhash`], seeded from the OS per filter) and
+///   one to seven memory probes (see `benches/filter.rs`, `benches/stores.rs` and BENCHMARKS.md).
 ///
 /// # Metrics (feature `metrics`)
 ///

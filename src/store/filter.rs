@@ -5,27 +5,29 @@
 //! **Sizing.** [`IdFilter::with_capacity`] sizes the bit array for a 0.9 % false-positive rate at that many ids
 //! (a margin under the 1 % promised): about 9.8 bits (1.2 bytes) per id and 7 hash probes; at 10 million ids,
 //! 12.3 MB and under 1 % measured (see
-//! `benches/filter.rs`). A false positive ("maybe" for an unknown id) only costs the store lookup that would have
+//! `benches/filter.rs` and `benches/stores.rs`). A false positive ("maybe" for an unknown id) only costs the store lookup that would have
 //! happened without a filter. Beyond its capacity the rate rises; the cache rebuilds a larger filter when its
 //! count of ids passes the capacity.
 //!
-//! **Hashing.** Each filter has its own random key ([`HashKeys`]: 384 bits), so an attacker cannot mint ids that
-//! are known to pass it. The hash is foldhash's construction (a folded 64×64→128-bit multiply of the input words
-//! with secret words, then a keyed finish): one hash of the 12-byte id is 2 multiplies, about 1 ns, where SipHash
-//! took about 20. Like foldhash (and unlike SipHash) it is not a cryptographic PRF: it resists an attacker who
-//! cannot see hash values, which is all a filter or a cache table shows (whether a lookup reached the store).
+//! **Hashing.** Ids and digests are hashed with [`foldhash`] (its quality hash for the filter's probes, its fast
+//! hash for the cache's tables), seeded from the operating system's random source: 64 bits shared by the process
+//! and 64 more for each filter and each table, so an attacker cannot mint ids that are known to pass a filter or to
+//! collide in a table. One hash of an id is two or three multiplies, about 1 ns, where SipHash took about 20. Like
+//! any foldhash (and unlike SipHash) it is not a cryptographic PRF: it resists an attacker who cannot see hash
+//! values, which is all a filter or a cache table shows (whether a lookup reached the store).
 //!
 //! **Adding is always safe, removing never happens.** An id is added when the cache builds the filter from the
 //! store, when a key is inserted or changed through the cache, and when an [`crate::Invalidation`] arrives from
 //! another instance. Ids are never removed (a revoked key stays in the store, so it stays in the filter).
 
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use fastbloom::AtomicBloomFilter;
+use foldhash::SharedSeed;
 use tokio::sync::Notify;
 
 use super::contract::{KeyStore, Lookup, StoreError};
@@ -36,14 +38,6 @@ use crate::key::{KeyDigest, KeyId, KeyRecord};
 /// The false-positive rate a filter is sized for, at its capacity: 0.9 %, so that the measured rate stays under
 /// the 1 % promised (at 0.01 it measured 1.008 % with this hash at 10 million ids, 2 million trials).
 const FALSE_POSITIVE_RATE: f64 = 0.009;
-
-/// The 128-bit mum ("multiply, then fold"): the high and low halves of the full product, xored. foldhash's and
-/// wyhash's mixing step.
-#[inline]
-const fn folded_multiply(a: u64, b: u64) -> u64 {
-    let full = (a as u128).wrapping_mul(b as u128);
-    (full as u64) ^ ((full >> 64) as u64)
-}
 
 /// A public id as two words: its 12 bytes, little-endian, the second word zero-extended.
 #[inline]
@@ -63,11 +57,34 @@ pub(crate) fn digest_words(d: &KeyDigest) -> (u64, u64) {
     (lo, hi)
 }
 
-/// A random key for hashing ids and digests that clients choose (the id filter, the cache's tables), and the
-/// [`BuildHasher`] made of it. foldhash's construction with 384 secret bits; see the module docs for what it
-/// resists. Each `HashKeys::random()` draws fresh keys.
-#[derive(Clone, Copy)]
-pub(crate) struct HashKeys([u64; 6]);
+/// A lookup as the one `u128` its hash reads.
+#[inline]
+fn words(by: Lookup<'_>) -> u128 {
+    let (a, b) = match by {
+        Lookup::Id(id) => id_words(id),
+        Lookup::Digest(d) => digest_words(d),
+    };
+    u128::from(a) | (u128::from(b) << 64)
+}
+
+/// 64 bits from the operating system's random source; if it fails, from std's randomly keyed SipHash (itself
+/// seeded from the OS, and different for every `RandomState`).
+fn os_random_u64() -> u64 {
+    getrandom::u64().unwrap_or_else(|_| std::collections::hash_map::RandomState::new().hash_one(0u8))
+}
+
+/// The process's shared foldhash seed, drawn once from the OS (foldhash's own global seed comes from addresses and
+/// the time).
+fn shared_seed() -> &'static SharedSeed {
+    static SEED: OnceLock<SharedSeed> = OnceLock::new();
+    SEED.get_or_init(|| SharedSeed::from_u64(os_random_u64()))
+}
+
+/// The [`BuildHasher`] of the cache's tables, whose keys clients choose: foldhash's fast hash, seeded from the
+/// OS's random source (a shared 64-bit seed for the process and 64 bits for each table). See the module docs for
+/// what it resists. Each `HashKeys::random()` draws a fresh per-table seed.
+#[derive(Clone)]
+pub(crate) struct HashKeys(foldhash::fast::SeedableRandomState);
 
 impl fmt::Debug for HashKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -76,97 +93,41 @@ impl fmt::Debug for HashKeys {
 }
 
 impl HashKeys {
-    /// Fresh keys: from the OS's random source, or else from std's randomly keyed SipHash (itself seeded from the
-    /// OS, and different for every `RandomState`).
+    /// A fresh per-table seed.
     pub(crate) fn random() -> Self {
-        let mut bytes = [0u8; 48];
-        if getrandom::fill(&mut bytes).is_err() {
-            let state = std::collections::hash_map::RandomState::new();
-            for (i, chunk) in bytes.chunks_mut(8).enumerate() {
-                chunk.copy_from_slice(&std::hash::BuildHasher::hash_one(&state, i).to_le_bytes());
-            }
-        }
-        let mut k = [0u64; 6];
-        for (word, chunk) in k.iter_mut().zip(bytes.chunks(8)) {
-            *word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
-        }
-        Self(k)
-    }
-
-    /// Two input words with the first (`kind` 0) or second (`kind` 1) key pair, then the keyed finish: ids and
-    /// digests go through different secret words, so they are hashed apart.
-    #[inline]
-    fn pair(&self, kind: usize, a: u64, b: u64) -> u64 {
-        let k = &self.0;
-        let h = folded_multiply(a ^ k[2 * kind], b ^ k[2 * kind + 1]);
-        folded_multiply(h ^ k[4], k[5] | 1)
-    }
-
-    /// The hash of a lookup: what the filter probes with.
-    #[inline]
-    pub(crate) fn lookup(&self, by: Lookup<'_>) -> u64 {
-        match by {
-            Lookup::Id(id) => {
-                let (a, b) = id_words(id);
-                self.pair(0, a, b)
-            }
-            Lookup::Digest(d) => {
-                let (a, b) = digest_words(d);
-                self.pair(1, a, b)
-            }
-        }
+        Self(foldhash::fast::SeedableRandomState::with_seed(os_random_u64(), shared_seed()))
     }
 }
 
 impl BuildHasher for HashKeys {
-    type Hasher = KeyedHasher;
+    type Hasher = foldhash::fast::FoldHasher<'static>;
     #[inline]
-    fn build_hasher(&self) -> KeyedHasher {
-        KeyedHasher { keys: *self, acc: self.0[4] }
+    fn build_hasher(&self) -> Self::Hasher {
+        self.0.build_hasher()
     }
 }
 
-/// The hasher of [`HashKeys`]: every write folds 16 bytes into the state with the id key pair; `finish` is the
-/// keyed finish. The cache's key type writes itself in one `write_u128`.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct KeyedHasher {
-    keys: HashKeys,
-    acc: u64,
+/// The hashes a filter probes with: foldhash's quality hash (one more multiply than the fast one, so that every
+/// bit of the 64 is mixed: fastbloom derives all its probes from them), one seed for ids and another for digests,
+/// so the two are hashed apart.
+struct ProbeHash {
+    ids: foldhash::quality::SeedableRandomState,
+    digests: foldhash::quality::SeedableRandomState,
 }
 
-impl KeyedHasher {
-    #[inline]
-    fn mix(&mut self, a: u64, b: u64) {
-        let k = &self.keys.0;
-        self.acc = folded_multiply(a ^ k[0] ^ self.acc, b ^ k[1]);
-    }
-}
-
-impl Hasher for KeyedHasher {
-    #[inline]
-    fn finish(&self) -> u64 {
-        folded_multiply(self.acc ^ self.keys.0[2], self.keys.0[3] | 1)
+impl ProbeHash {
+    fn random() -> Self {
+        let seeded = || foldhash::quality::SeedableRandomState::with_seed(os_random_u64(), shared_seed());
+        Self { ids: seeded(), digests: seeded() }
     }
 
     #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        self.acc ^= bytes.len() as u64;
-        for chunk in bytes.chunks(16) {
-            let mut buf = [0u8; 16];
-            buf[..chunk.len()].copy_from_slice(chunk);
-            let word = u128::from_le_bytes(buf);
-            self.mix(word as u64, (word >> 64) as u64);
-        }
-    }
-
-    #[inline]
-    fn write_u64(&mut self, n: u64) {
-        self.mix(n, 0);
-    }
-
-    #[inline]
-    fn write_u128(&mut self, n: u128) {
-        self.mix(n as u64, (n >> 64) as u64);
+    fn of(&self, by: Lookup<'_>) -> u64 {
+        let state = match by {
+            Lookup::Id(_) => &self.ids,
+            Lookup::Digest(_) => &self.digests,
+        };
+        state.hash_one(words(by))
     }
 }
 
@@ -188,7 +149,7 @@ impl Hasher for KeyedHasher {
 /// ```
 pub struct IdFilter {
     bloom: AtomicBloomFilter,
-    keys: HashKeys,
+    hash: ProbeHash,
     capacity: usize,
 }
 
@@ -203,7 +164,8 @@ impl fmt::Debug for IdFilter {
 }
 
 impl IdFilter {
-    /// An empty filter sized for `ids` members at a 1 % false-positive rate (about 1.2 bytes per id).
+    /// An empty filter sized for `ids` members at a 0.9 % false-positive rate (under the 1 % promised; about 1.2
+    /// bytes per id).
     ///
     /// ```
     /// let filter = tower_api_key::IdFilter::with_capacity(10_000_000);
@@ -214,7 +176,7 @@ impl IdFilter {
         let capacity = ids.max(1);
         Self {
             bloom: AtomicBloomFilter::with_false_pos(FALSE_POSITIVE_RATE).expected_items(capacity),
-            keys: HashKeys::random(),
+            hash: ProbeHash::random(),
             capacity,
         }
     }
@@ -229,7 +191,7 @@ impl IdFilter {
     /// assert!(filter.may_contain(Lookup::Id(&id)));
     /// ```
     pub fn insert(&self, member: Lookup<'_>) {
-        self.bloom.insert_hash(self.keys.lookup(member));
+        self.bloom.insert_hash(self.hash.of(member));
     }
 
     /// Adds what a lookup of `record` asks for: its id, and its digest for an opaque key.
@@ -263,7 +225,7 @@ impl IdFilter {
     #[must_use]
     #[inline]
     pub fn may_contain(&self, member: Lookup<'_>) -> bool {
-        self.bloom.contains_hash(self.keys.lookup(member))
+        self.bloom.contains_hash(self.hash.of(member))
     }
 
     /// How many members it was sized for.
@@ -491,6 +453,24 @@ mod tests {
         let d = KeyDigest::of(b"x");
         filter.insert(Lookup::Digest(&d));
         assert!(filter.may_contain(Lookup::Digest(&d)));
+    }
+
+    #[test]
+    fn every_filter_and_table_is_seeded_apart_and_ids_and_digests_hash_apart() {
+        let id = KeyId::random();
+        let (a, b) = (ProbeHash::random(), ProbeHash::random());
+        assert_ne!(a.of(Lookup::Id(&id)), b.of(Lookup::Id(&id)), "two filters share a seed");
+        // A digest whose first 16 bytes are the id's words: the same u128 goes in, different seeds hash it.
+        let (lo, hi) = id_words(&id);
+        let mut bytes = [0u8; 32];
+        bytes[..8].copy_from_slice(&lo.to_le_bytes());
+        bytes[8..16].copy_from_slice(&hi.to_le_bytes());
+        let digest = KeyDigest::from_bytes(bytes);
+        assert_eq!(words(Lookup::Id(&id)), words(Lookup::Digest(&digest)));
+        assert_ne!(a.of(Lookup::Id(&id)), a.of(Lookup::Digest(&digest)), "ids and digests share a seed");
+        let (t1, t2) = (HashKeys::random(), HashKeys::random());
+        assert_ne!(t1.hash_one(7u128), t2.hash_one(7u128), "two tables share a seed");
+        assert_eq!(format!("{t1:?}"), "HashKeys(..)", "no seed in Debug");
     }
 
     #[tokio::test]

@@ -40,7 +40,7 @@ pub(crate) enum CacheKey {
 }
 
 impl Hash for CacheKey {
-    /// One `write_u128` of the id's 12 bytes (or the digest's first 16): one multiply in the cache's keyed hasher
+    /// One `write_u128` of the id's 12 bytes (or the digest's first 16): one multiply in foldhash's fast hash
     /// ([`HashKeys`]). Ids and digests hardly ever share a hash, and equality still tells them apart.
     #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
