@@ -62,6 +62,12 @@ mod table;
 pub(crate) use table::CacheKey;
 use table::{Entry, Table};
 
+/// The longest entry lifetime: one year. Longer ones (up to `Duration::MAX`) would overflow the entry deadlines.
+const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// The shortest filter refresh period: each rebuild lists the whole store.
+const MIN_FILTER_REFRESH: Duration = Duration::from_secs(1);
+
 /// The settings of a [`CachedStore`]. Builders by value.
 ///
 /// ```
@@ -123,7 +129,8 @@ impl CacheConfig {
     }
 
     /// How many ids the filter is sized for at least (default 1 million: 1.2 MB). It grows by itself (a rebuild
-    /// at twice the count) when the store holds more; 10 million ids take 12 MB.
+    /// at twice the count) when the store holds more; 10 million ids take 12 MB. At most
+    /// [`crate::IdFilter::MAX_CAPACITY`] (268 million ids, 330 MB): larger capacities are taken as that.
     ///
     /// ```
     /// let config = tower_api_key::CacheConfig::new().filter_capacity(10_000_000);
@@ -135,13 +142,14 @@ impl CacheConfig {
 
     /// How often the filter is rebuilt from the store (default 5 minutes), besides on every reconnection of the
     /// subscription: the bound for a key stored without a message on the bus (written to the store directly, or
-    /// whose message was lost).
+    /// whose message was lost). At least 1 second (shorter periods are taken as 1 s: each rebuild lists the whole
+    /// store).
     ///
     /// ```
     /// let config = tower_api_key::CacheConfig::new().filter_refresh(std::time::Duration::from_secs(60));
     /// ```
     pub fn filter_refresh(mut self, every: Duration) -> Self {
-        self.filter_refresh = every;
+        self.filter_refresh = every.max(MIN_FILTER_REFRESH);
         self
     }
 
@@ -178,24 +186,25 @@ impl CacheConfig {
         self
     }
 
-    /// How long a found record is kept: the bound on how stale a revocation can be seen without a bus.
+    /// How long a found record is kept: the bound on how stale a revocation can be seen without a bus. At most
+    /// one year (longer lifetimes, up to `Duration::MAX`, are taken as one year).
     ///
     /// ```
     /// let config = tower_api_key::CacheConfig::new().positive_ttl(std::time::Duration::from_secs(5));
     /// ```
     pub fn positive_ttl(mut self, ttl: Duration) -> Self {
-        self.positive_ttl = ttl;
+        self.positive_ttl = ttl.min(MAX_TTL);
         self
     }
 
     /// How long an unknown id or digest is remembered: the bound on how long a key issued elsewhere can be
-    /// refused without a bus.
+    /// refused without a bus. At most one year (longer lifetimes are taken as one year).
     ///
     /// ```
     /// let config = tower_api_key::CacheConfig::new().negative_ttl(std::time::Duration::from_millis(200));
     /// ```
     pub fn negative_ttl(mut self, ttl: Duration) -> Self {
-        self.negative_ttl = ttl;
+        self.negative_ttl = ttl.min(MAX_TTL);
         self
     }
 }
@@ -1022,6 +1031,33 @@ mod tests {
         let keys = crate::KeyManager::new(local.clone());
         let issued = keys.issue(NewKey::user("a")).await.unwrap();
         assert!(local.lookup(Lookup::Id(&issued.record.id)).await.unwrap().is_some());
+    }
+
+    /// Extreme settings are taken within bounds: no overflow in an entry's deadline, no rebuild loop without
+    /// pause, and every answer still right. `Duration::MAX` lifetimes panicked on the first lookup before.
+    #[tokio::test]
+    async fn extreme_settings_never_panic_and_answer_right() {
+        let config = CacheConfig::new()
+            .positive_ttl(Duration::MAX)
+            .negative_ttl(Duration::MAX)
+            .filter_refresh(Duration::ZERO)
+            .filter_without_bus(true);
+        assert_eq!(config.positive_ttl, MAX_TTL);
+        assert_eq!(config.negative_ttl, MAX_TTL);
+        assert_eq!(config.filter_refresh, MIN_FILTER_REFRESH);
+        let store = MemoryStore::new();
+        let issued = store.add(NewKey::user("a")).unwrap();
+        let cache = CachedStore::new(store, config);
+        let id = issued.record.id;
+        assert!(cache.lookup(Lookup::Id(&id)).await.unwrap().is_some());
+        assert!(matches!(cache.lookup_now(Lookup::Id(&id)), Some(Ok(Some(_)))), "a hit");
+        let unknown = KeyId::random();
+        assert!(cache.lookup(Lookup::Id(&unknown)).await.unwrap().is_none());
+        assert!(matches!(cache.lookup_now(Lookup::Id(&unknown)), Some(Ok(None))), "a negative hit");
+        let short = CacheConfig::new().positive_ttl(Duration::ZERO).negative_ttl(Duration::ZERO).max_entries(0);
+        let cache = CachedStore::new(MemoryStore::new(), short);
+        let issued = crate::KeyManager::new(cache.clone()).issue(NewKey::user("b")).await.unwrap();
+        assert!(cache.lookup(Lookup::Id(&issued.record.id)).await.unwrap().is_some());
     }
 
     #[test]

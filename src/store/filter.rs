@@ -164,6 +164,15 @@ impl fmt::Debug for IdFilter {
 }
 
 impl IdFilter {
+    /// The most ids a filter is sized for: 2<sup>28</sup> (268 million), 330 MB of bits. Beyond it the
+    /// false-positive rate rises (those ids go to the store, as without a filter); there is never a false negative.
+    ///
+    /// ```
+    /// use tower_api_key::IdFilter;
+    /// assert_eq!(IdFilter::MAX_CAPACITY, 1 << 28);
+    /// ```
+    pub const MAX_CAPACITY: usize = 1 << 28;
+
     /// An empty filter sized for `ids` members at a 0.9 % false-positive rate (under the 1 % promised; about 1.2
     /// bytes per id).
     ///
@@ -171,9 +180,11 @@ impl IdFilter {
     /// let filter = tower_api_key::IdFilter::with_capacity(10_000_000);
     /// assert!(filter.memory_bytes() <= 16_000_000);
     /// ```
+    ///
+    /// At most [`IdFilter::MAX_CAPACITY`] ids: larger capacities are taken as that.
     #[must_use]
     pub fn with_capacity(ids: usize) -> Self {
-        let capacity = ids.max(1);
+        let capacity = ids.clamp(1, Self::MAX_CAPACITY);
         Self {
             bloom: AtomicBloomFilter::with_false_pos(FALSE_POSITIVE_RATE).expected_items(capacity),
             hash: ProbeHash::random(),
@@ -453,6 +464,17 @@ mod tests {
         let d = KeyDigest::of(b"x");
         filter.insert(Lookup::Digest(&d));
         assert!(filter.may_contain(Lookup::Digest(&d)));
+    }
+
+    #[test]
+    fn a_capacity_past_the_maximum_is_taken_as_the_maximum_and_does_not_panic() {
+        let filter = IdFilter::with_capacity(usize::MAX);
+        assert_eq!(filter.capacity(), IdFilter::MAX_CAPACITY);
+        assert!(filter.memory_bytes() <= 340_000_000, "{}", filter.memory_bytes());
+        let id = KeyId::random();
+        filter.insert(Lookup::Id(&id));
+        assert!(filter.may_contain(Lookup::Id(&id)));
+        assert_eq!(IdFilter::with_capacity(0).capacity(), 1);
     }
 
     #[test]
