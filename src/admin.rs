@@ -20,7 +20,7 @@
 //! |---|---|
 //! | a body that is not a JSON object (an array, a string), bad JSON, a wrong type, an unknown field | 400 |
 //! | a query parameter that is unknown or of the wrong type; `hours` outside 1 to [`USAGE_HOURS_KEPT`] | 400 |
-//! | a number that overflows time (`expires_in_seconds`, `grace_seconds` past year 9999), a zero rate limit | 400 |
+//! | a number that overflows time (`expires_in_seconds`, `grace_seconds` past year 9999); a rate limit of zero requests, or a `period_seconds` of 0 or over [`crate::RateLimit::MAX_PERIOD`] (365 days) | 400 |
 //! | a string or list over its bound ([`crate::MAX_NAME_LEN`], [`crate::MAX_OWNER_LEN`], [`crate::MAX_SCOPES`], …) | 400 |
 //! | a body over [`MAX_BODY_BYTES`] | 413 |
 //! | a body without `content-type: application/json` | 415 |
@@ -243,8 +243,11 @@ struct LimitBody {
 
 impl LimitBody {
     fn limit(self) -> Result<RateLimit, Problem> {
-        RateLimit::new(self.requests, Duration::from_secs(self.period_seconds))
-            .ok_or_else(|| Problem::bad_request("rate_limit: requests and period_seconds must be at least 1"))
+        RateLimit::new(self.requests, Duration::from_secs(self.period_seconds)).ok_or_else(|| {
+            Problem::bad_request(
+                "rate_limit: requests must be at least 1 and period_seconds from 1 to 31536000 (365 days)",
+            )
+        })
     }
 }
 

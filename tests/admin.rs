@@ -138,6 +138,8 @@ async fn bodies_must_be_json_objects_of_bounded_size() {
         json!({"kind": "user", "owner": "bob", "rate_limit": {"requests": 0, "period_seconds": 1}}),
         json!({"kind": "user", "owner": "bob", "rate_limit": {"requests": 5, "period_seconds": 0}}),
         json!({"kind": "user", "owner": "bob", "rate_limit": {"requests": 5000000000u64, "period_seconds": 1}}),
+        json!({"kind": "user", "owner": "bob", "rate_limit": {"requests": 5, "period_seconds": 31_536_001}}),
+        json!({"kind": "user", "owner": "bob", "rate_limit": {"requests": u32::MAX, "period_seconds": u64::MAX}}),
         json!({"kind": "user", "owner": "bob", "metadata": (0..33).map(|i| (format!("k{i}"), json!("v"))).collect::<serde_json::Map<_, _>>()}),
     ];
     let before = a.records().await.len();

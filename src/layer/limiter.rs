@@ -129,6 +129,22 @@ mod tests {
         }
     }
 
+    /// The widest limits the type allows stay inside the limiter's arithmetic (a period of `Duration::MAX` used to
+    /// overflow governor's nanoseconds on the first request; `RateLimit::new` now refuses it).
+    #[test]
+    fn the_widest_limits_do_not_overflow() {
+        let a = KeyId::random();
+        let wide = RateLimit::new(u32::MAX, RateLimit::MAX_PERIOD);
+        let rl = KeyRateLimiter::new(wide);
+        for _ in 0..100 {
+            assert!(rl.check(&a, None).is_ok());
+        }
+        let once = RateLimit::new(1, RateLimit::MAX_PERIOD);
+        assert!(rl.check(&a, once).is_ok());
+        let info = rl.check(&a, once).unwrap_err();
+        assert!(info.retry_after > RateLimit::MAX_PERIOD - Duration::from_secs(60), "{info:?}");
+    }
+
     #[test]
     fn idle_keys_are_swept() {
         // A tiny period: every key's state is "recent" for only a few microseconds.
