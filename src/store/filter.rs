@@ -4,9 +4,8 @@
 //!
 //! **Sizing.** [`IdFilter::with_capacity`] sizes the bit array for a 0.9 % false-positive rate at that many ids
 //! (a margin under the 1 % promised): about 9.8 bits (1.2 bytes) per id and 7 hash probes; at 10 million ids,
-//! 12.3 MB and under 1 % measured (see
-//! `benches/filter.rs` and `benches/stores.rs`). A false positive ("maybe" for an unknown id) only costs the store lookup that would have
-//! happened without a filter. Beyond its capacity the rate rises; the cache rebuilds a larger filter when its
+//! 12.3 MB and under 1 % measured (see `benches/filter.rs` and `benches/stores.rs`). A false positive ("maybe" for
+//! an unknown id) only costs the store lookup that would have happened without a filter. Beyond its capacity the rate rises; the cache rebuilds a larger filter when its
 //! count of ids passes the capacity.
 //!
 //! **Hashing.** Ids and digests are hashed with [`foldhash`] (its quality hash for the filter's probes, its fast
@@ -33,38 +32,23 @@ use tokio::sync::Notify;
 use super::contract::{KeyStore, Lookup, StoreError};
 use super::invalidate::Invalidation;
 use super::list::{ListQuery, MAX_PAGE};
-use crate::key::{KeyDigest, KeyId, KeyRecord};
+use crate::key::KeyRecord;
 
 /// The false-positive rate a filter is sized for, at its capacity: 0.9 %, so that the measured rate stays under
 /// the 1 % promised (at 0.01 it measured 1.008 % with this hash at 10 million ids, 2 million trials).
 const FALSE_POSITIVE_RATE: f64 = 0.009;
 
-/// A public id as two words: its 12 bytes, little-endian, the second word zero-extended.
+/// What the hash of a lookup reads, as one `u128` (little-endian): the id's 12 bytes, zero-extended, or the
+/// digest's first 16 (128 bits of SHA-256, as unique as the whole for hashing). The filter's probes and the cache's
+/// key hash both read this.
 #[inline]
-pub(crate) fn id_words(id: &KeyId) -> (u64, u64) {
-    let b = &id.0;
-    let lo = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
-    let hi = u64::from(u32::from_le_bytes([b[8], b[9], b[10], b[11]]));
-    (lo, hi)
-}
-
-/// The first two words of a digest: 128 bits of SHA-256, as unique as the whole for hashing.
-#[inline]
-pub(crate) fn digest_words(d: &KeyDigest) -> (u64, u64) {
-    let b = d.as_bytes();
-    let lo = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
-    let hi = u64::from_le_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
-    (lo, hi)
-}
-
-/// A lookup as the one `u128` its hash reads.
-#[inline]
-fn words(by: Lookup<'_>) -> u128 {
-    let (a, b) = match by {
-        Lookup::Id(id) => id_words(id),
-        Lookup::Digest(d) => digest_words(d),
-    };
-    u128::from(a) | (u128::from(b) << 64)
+pub(crate) fn hash_input(by: Lookup<'_>) -> u128 {
+    let mut bytes = [0u8; 16];
+    match by {
+        Lookup::Id(id) => bytes[..12].copy_from_slice(&id.0),
+        Lookup::Digest(d) => bytes.copy_from_slice(&d.as_bytes()[..16]),
+    }
+    u128::from_le_bytes(bytes)
 }
 
 /// 64 bits from the operating system's random source; if it fails, from std's randomly keyed SipHash (itself
@@ -127,7 +111,7 @@ impl ProbeHash {
             Lookup::Id(_) => &self.ids,
             Lookup::Digest(_) => &self.digests,
         };
-        state.hash_one(words(by))
+        state.hash_one(hash_input(by))
     }
 }
 
@@ -174,14 +158,12 @@ impl IdFilter {
     pub const MAX_CAPACITY: usize = 1 << 28;
 
     /// An empty filter sized for `ids` members at a 0.9 % false-positive rate (under the 1 % promised; about 1.2
-    /// bytes per id).
+    /// bytes per id). At most [`IdFilter::MAX_CAPACITY`] ids: larger capacities are taken as that.
     ///
     /// ```
     /// let filter = tower_api_key::IdFilter::with_capacity(10_000_000);
     /// assert!(filter.memory_bytes() <= 16_000_000);
     /// ```
-    ///
-    /// At most [`IdFilter::MAX_CAPACITY`] ids: larger capacities are taken as that.
     #[must_use]
     pub fn with_capacity(ids: usize) -> Self {
         let capacity = ids.clamp(1, Self::MAX_CAPACITY);
@@ -447,7 +429,7 @@ pub(crate) async fn run<S: KeyStore + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::key::{KeyFormat, NewKey};
+    use crate::key::{KeyDigest, KeyFormat, KeyId, NewKey};
     use crate::store::MemoryStore;
 
     #[test]
@@ -482,13 +464,12 @@ mod tests {
         let id = KeyId::random();
         let (a, b) = (ProbeHash::random(), ProbeHash::random());
         assert_ne!(a.of(Lookup::Id(&id)), b.of(Lookup::Id(&id)), "two filters share a seed");
-        // A digest whose first 16 bytes are the id's words: the same u128 goes in, different seeds hash it.
-        let (lo, hi) = id_words(&id);
+        // A digest whose first 16 bytes are the id's 12 and four zeros: the same u128 goes in, different seeds
+        // hash it.
         let mut bytes = [0u8; 32];
-        bytes[..8].copy_from_slice(&lo.to_le_bytes());
-        bytes[8..16].copy_from_slice(&hi.to_le_bytes());
+        bytes[..12].copy_from_slice(&id.0);
         let digest = KeyDigest::from_bytes(bytes);
-        assert_eq!(words(Lookup::Id(&id)), words(Lookup::Digest(&digest)));
+        assert_eq!(hash_input(Lookup::Id(&id)), hash_input(Lookup::Digest(&digest)));
         assert_ne!(a.of(Lookup::Id(&id)), a.of(Lookup::Digest(&digest)), "ids and digests share a seed");
         let (t1, t2) = (HashKeys::random(), HashKeys::random());
         assert_ne!(t1.hash_one(7u128), t2.hash_one(7u128), "two tables share a seed");

@@ -9,7 +9,8 @@
 //!   clock is quanta's (the CPU's time-stamp counter, about 12 ns here, where `std::time::Instant::now` takes
 //!   about 31: a third of the memory store's whole lookup).
 //! * **moka still sees the reads it ranks by**: one front hit in [`READ_SAMPLE`], drawn at random, is also
-//!   read through moka, and so is every miss that goes to the store. Its frequency sketch counts hot keys at that rate, which keeps their order.
+//!   read through moka, and so is every miss that goes to the store. Its frequency sketch counts hot keys at that
+//!   rate, which keeps their order.
 //!
 //! Invariants:
 //! * The front holds only what moka holds, or has just let go: each entry carries a stamp, and moka's eviction
@@ -30,7 +31,7 @@ use moka::notification::RemovalCause;
 
 use crate::key::{KeyDigest, KeyId, KeyRecord};
 use crate::store::contract::Lookup;
-use crate::store::filter::{HashKeys, digest_words, id_words};
+use crate::store::filter::{HashKeys, hash_input};
 
 /// How a cache entry is found: by public id or by digest, as the layer asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,11 +45,18 @@ impl Hash for CacheKey {
     /// ([`HashKeys`]). Ids and digests hardly ever share a hash, and equality still tells them apart.
     #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
-        let (a, b) = match self {
-            Self::Id(id) => id_words(id),
-            Self::Digest(d) => digest_words(d),
-        };
-        state.write_u128(u128::from(a) | (u128::from(b) << 64));
+        state.write_u128(hash_input(self.lookup()));
+    }
+}
+
+impl CacheKey {
+    /// The lookup this key stands for.
+    #[inline]
+    fn lookup(&self) -> Lookup<'_> {
+        match self {
+            Self::Id(id) => Lookup::Id(id),
+            Self::Digest(d) => Lookup::Digest(d),
+        }
     }
 }
 
