@@ -3,10 +3,13 @@
 //! other processes hits every case alike. The figure per case is the 10th percentile over rounds (the fast rounds
 //! give the undisturbed cost; the median is printed beside it), and every overhead is against a baseline of the
 //! same run. Ends with the issue's targets, including "the valid path's overhead is at most the sum of its
-//! required parts, each measured alone in this run, plus 60 ns". Run with `cargo bench --bench interleaved`.
+//! required parts, each measured alone in this run, plus 60 ns", and the same overhead for `valid/minimal_pipeline`
+//! (the required parts and one header read, hand-written: the floor of that target). Run with
+//! `cargo bench --bench interleaved`.
 //!
 //! Knobs: `BENCH_ROUNDS` (default 200), `BENCH_BURST` (requests per case per round, default 2 000),
-//! `BENCH_FILTER` (substrings of `group/name`; the baselines and the required parts always stay).
+//! `BENCH_FILTER` (substrings of `group/name`; the baselines, the required parts, the layer's valid case and the
+//! minimal pipeline always stay: a filter that matches nothing, such as `zzz`, runs just those).
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs, missing_debug_implementations, unreachable_pub)]
 
@@ -35,7 +38,12 @@ fn main() {
     cases.extend(common::valid_cases(&fx));
     cases.extend(common::reject_cases(&fx));
     cases.extend(common::axum_cases(&fx));
-    let mut keep = vec!["valid/baseline_no_layer", "valid/api_key_layer", "valid/baseline_req_with_extension"];
+    let mut keep = vec![
+        "valid/baseline_no_layer",
+        "valid/api_key_layer",
+        "valid/baseline_req_with_extension",
+        "valid/minimal_pipeline",
+    ];
     keep.extend(REQUIRED_PARTS);
     keep.push("axum_body/baseline_no_layer");
     common::filter_cases(&mut cases, &keep);
@@ -95,6 +103,14 @@ fn summary(ids: &[String], inter: &HashMap<String, (f64, f64)>, rounds: usize, b
             println!(
                 "  (request already carrying an extension, as in axum: overhead {over_ext:.1} ns, margin {:.1} ns)",
                 sum + FLOOR_SLACK_NS - over_ext
+            );
+        }
+        if let Some(min) = pair("valid/minimal_pipeline", "valid/baseline_no_layer") {
+            println!(
+                "  (reference: a hand-written minimal pipeline, the required parts and one header read only: \
+                 overhead {min:.1} ns = parts + {:.1}; the layer is {:.1} ns above it)",
+                min - sum,
+                over - min
             );
         }
     }

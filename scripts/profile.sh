@@ -20,5 +20,14 @@ out=target/callgrind.layer.out
 BENCH_FILTER="$case_filter" BENCH_ROUNDS=3 \
     valgrind --tool=callgrind --callgrind-out-file="$out" --toggle-collect='*ApiKeyAuth*call*' "$exe" --bench \
     >/dev/null 2>&1
-callgrind_annotate --inclusive=yes "$out" | grep -E '^ *[0-9,]+ \(' | grep -v -E 'lang_start|libc_start|:main |below main|ld-linux|backtrace|layer::' | head -40
+callgrind_annotate --inclusive=yes "$out" 2>/dev/null >"$out.txt"
+grep -E '^ *[0-9,]+ \(' "$out.txt" | grep -v -E 'lang_start|libc_start|:main |below main|ld-linux|backtrace|layer::' | head -40 || true
+# Per call: every case of the default filter hashes exactly once per request (one SHA-256 block), so the calls of
+# `KeyDigest::of` count the requests, and what is left outside it is the layer's own work.
+callgrind_annotate --inclusive=yes --tree=calling "$out" 2>/dev/null | awk '
+    /PROGRAM TOTALS/ { gsub(",", "", $1); total = $1 }
+    /\* +\/.*\/src\/key\/secret.rs:tower_api_key::key::secret::KeyDigest::of$/ { gsub(",", "", $1); sha = $1 }
+    /^ *[0-9,]+ \([0-9.]+%\) +> +\/.*\/src\/key\/secret.rs:tower_api_key::key::secret::KeyDigest::of \(/ {
+        n = $0; sub(/.*\(/, "", n); sub(/x\).*/, "", n); gsub(",", "", n); calls += n }
+    END { if (calls > 0) printf "per request: %d instructions, %d outside SHA-256 (%d requests)\n", total / calls, (total - sha) / calls, calls }'
 echo "(full data: $out; callgrind_annotate --auto=yes $out for line-level counts)"

@@ -68,6 +68,50 @@ impl<F: Future<Output = Result<Res, Infallible>>> Future for HandFut<F> {
     }
 }
 
+/// The least any implementation of the valid path could do, as a hand-written middleware over the crate's public
+/// parts: one `Authorization` lookup, `Bearer ` stripped, the format check, the memory store's `lookup_now` (called
+/// directly, no `dyn`), SHA-256 of the secret and the constant-time compare, the revoked check, and the record's
+/// `Arc` inserted as the extension; the inner future returned as it is. No sensitive marking, no duplicate-header
+/// check, no kind, expiry, rate-limit or tracing checks. A reference row for the valid path, not a peer.
+#[derive(Clone)]
+pub struct MinimalAuth<S> {
+    inner: S,
+    format: KeyFormat,
+    store: MemoryStore,
+}
+
+impl<S> MinimalAuth<S> {
+    fn verify(&self, req: &Req) -> Option<Arc<tower_api_key::KeyRecord>> {
+        let value = req.headers().get(AUTHORIZATION)?.as_bytes();
+        if value.len() < 8 || !value[..7].eq_ignore_ascii_case(b"bearer ") {
+            return None;
+        }
+        let Classified::Ours(parsed) = self.format.classify(&value[7..]) else { return None };
+        let record = self.store.lookup_now(Lookup::Id(parsed.id()))?.ok()??;
+        let ok = bool::from(record.digest.ct_eq(&parsed.secret_digest())) && record.revoked_at.is_none();
+        ok.then_some(record)
+    }
+}
+
+impl<S> Service<Req> for MinimalAuth<S>
+where
+    S: Service<Req, Response = Res, Error = Infallible>,
+{
+    type Response = Res;
+    type Error = Infallible;
+    type Future = HandFut<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Req) -> Self::Future {
+        let Some(record) = self.verify(&req) else { return HandFut::Ready { res: Some(unauthorized()) } };
+        req.extensions_mut().insert(record);
+        HandFut::Inner { fut: self.inner.call(req) }
+    }
+}
+
 fn unauthorized() -> Res {
     let mut res = Response::new(Body::default());
     *res.status_mut() = StatusCode::UNAUTHORIZED;
@@ -315,6 +359,13 @@ pub fn valid_cases(fx: &Fixture) -> Vec<Case<'_>> {
         request_case("valid", "tower_http_bearer", tower_http_bearer(&fx.key).layer(inner()), valid, ok),
         request_case("valid", "hashmap_from_fn_style_boxed", hashmap_auth(inner(), &fx.users, true), valid, ok),
         request_case("valid", "hashmap_unboxed", hashmap_auth(inner(), &fx.users, false), valid, ok),
+        request_case(
+            "valid",
+            "minimal_pipeline",
+            MinimalAuth { inner: inner(), format: KeyFormat::new(), store: fx.store.clone() },
+            valid,
+            ok,
+        ),
     ]
 }
 
