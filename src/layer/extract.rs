@@ -36,6 +36,15 @@ pub(crate) struct Credential<'a> {
     pub(crate) value: &'a [u8],
 }
 
+impl Credential<'_> {
+    /// `Err(BadHeaderBytes)` unless every byte is visible ASCII. Not part of extraction: a key that passes the
+    /// format check is made of base62, `_` and prefix characters only, so the pipeline asks this of every other
+    /// credential, right after the format check and before anything else is done with it.
+    pub(crate) fn check_bytes(&self) -> Result<(), RejectReason> {
+        if all_visible_ascii(self.value) { Ok(()) } else { Err(RejectReason::BadHeaderBytes) }
+    }
+}
+
 impl std::fmt::Debug for Credential<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Credential").field("source", &self.source).field("value", &"<redacted>").finish()
@@ -75,10 +84,22 @@ pub(crate) fn validate_scheme(name: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn trim(mut v: &[u8]) -> &[u8] {
+/// `bearer` in any case, compared as one word: setting bit 0x20 lowercases an ASCII letter, and each letter of
+/// `bearer` has exactly two bytes that map to it, its two cases.
+fn is_bearer(scheme: [u8; 6]) -> bool {
+    let [a, b, c, d, e, f] = scheme;
+    u64::from_le_bytes([a, b, c, d, e, f, 0, 0]) | 0x2020_2020_2020 == u64::from_le_bytes(*b"bearer\0\0")
+}
+
+fn trim_start(mut v: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = v {
         v = rest;
     }
+    v
+}
+
+fn trim(v: &[u8]) -> &[u8] {
+    let mut v = trim_start(v);
     while let [rest @ .., b' ' | b'\t'] = v {
         v = rest;
     }
@@ -112,11 +133,11 @@ impl Extractor {
 
     /// `Bearer <rest>` (scheme case-insensitive, then at least one space or tab) when `Bearer` is on.
     fn strip_bearer<'a>(&self, value: &'a [u8]) -> Option<&'a [u8]> {
-        let v = trim(value);
-        if self.bearer && v.len() > 6 && v[..6].eq_ignore_ascii_case(b"bearer") && matches!(v[6], b' ' | b'\t') {
-            Some(&v[7..])
-        } else {
-            None
+        match trim(value) {
+            [a, b, c, d, e, f, b' ' | b'\t', rest @ ..] if self.bearer && is_bearer([*a, *b, *c, *d, *e, *f]) => {
+                Some(rest)
+            }
+            _ => None,
         }
     }
 
@@ -134,13 +155,15 @@ impl Extractor {
     }
 
     /// Finds the credential in what [`scan`] found (no header repeated). `Ok(None)`: no enabled source is present.
+    #[inline]
     pub(crate) fn extract_scanned<'a>(&self, found: &Scanned<'a>) -> Result<Option<Credential<'a>>, RejectReason> {
         // The common case first: an `Authorization` header with the `Bearer` scheme. Same result as the general
         // path (a property test checks it), without its bookkeeping.
         if let Some(only) = found.authorization
             && let Some(rest) = self.strip_bearer(only.as_bytes())
         {
-            return self.finish(Slot { value: Some(trim(rest)), ambiguous: false }, CredentialSource::Bearer);
+            // `strip_bearer` trimmed the end already.
+            return self.finish(Slot { value: Some(trim_start(rest)), ambiguous: false }, CredentialSource::Bearer);
         }
         self.extract_values(found.authorization, found.api_key, found.x_api_key)
     }
@@ -209,9 +232,6 @@ impl Extractor {
         if value.len() > self.max_len {
             return Err(RejectReason::TooLong);
         }
-        if !all_visible_ascii(value) {
-            return Err(RejectReason::BadHeaderBytes);
-        }
         Ok(Some(Credential { source, value }))
     }
 }
@@ -231,6 +251,7 @@ pub(crate) struct Scanned<'a> {
 
 /// One pass over the headers: marks every credential header value sensitive (HPACK never-index, redacted `Debug`)
 /// and notes where the credential headers are, in place of a hashed lookup per name. No allocation.
+#[inline]
 pub(crate) fn scan(headers: &mut HeaderMap) -> Scanned<'_> {
     let mut found = Scanned::default();
     for (name, value) in headers.iter_mut() {
@@ -241,7 +262,7 @@ pub(crate) fn scan(headers: &mut HeaderMap) -> Scanned<'_> {
         } else if *name == X_API_KEY {
             &mut found.x_api_key
         } else {
-            if *name == CONTENT_TYPE && found.content_type.is_none() {
+            if found.content_type.is_none() && *name == CONTENT_TYPE {
                 found.content_type = Some(value);
             }
             continue;
@@ -279,7 +300,12 @@ mod tests {
         for (name, value) in headers {
             map.append(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_bytes(value).unwrap());
         }
-        extract(ex, &mut map).map(|o| o.map(|c| (c.source, String::from_utf8_lossy(c.value).into_owned())))
+        // As the pipeline does for every key not of the crate's format (none of these is).
+        let found = extract(ex, &mut map)?;
+        if let Some(c) = &found {
+            c.check_bytes()?;
+        }
+        Ok(found.map(|c| (c.source, String::from_utf8_lossy(c.value).into_owned())))
     }
 
     fn with_scheme() -> Extractor {
@@ -448,6 +474,20 @@ mod tests {
             let general = ex.extract_general(&map).map(|o| o.map(|c| (c.source, c.value.to_vec())));
             let fast = extract(&ex, &mut map).map(|o| o.map(|c| (c.source, c.value.to_vec())));
             proptest::prop_assert_eq!(fast, general);
+        }
+    }
+
+    /// The word compare agrees with `eq_ignore_ascii_case` for every byte in every position of the scheme.
+    #[test]
+    fn bearer_word_compare_is_exact() {
+        for at in 0..6 {
+            for byte in 0..=u8::MAX {
+                for base in [*b"bearer", *b"BEARER", *b"BeArEr"] {
+                    let mut scheme = base;
+                    scheme[at] = byte;
+                    assert_eq!(is_bearer(scheme), scheme.eq_ignore_ascii_case(b"bearer"), "{scheme:?}");
+                }
+            }
         }
     }
 

@@ -213,7 +213,13 @@ impl Config {
         if source == CredentialSource::XApiKeyHeader {
             self.report.deprecated_header();
         }
-        match self.format.classify(credential.value) {
+        let classified = self.format.classify(credential.value);
+        if !matches!(classified, Classified::Ours(_))
+            && let Err(reason) = credential.check_bytes()
+        {
+            return Step::Deny(Denied::new(reason, None));
+        }
+        match classified {
             Classified::Ours(parsed) => {
                 let wanted = Wanted::Id { id: *parsed.id(), kind: parsed.kind() };
                 match self.store.lookup_now(Lookup::Id(parsed.id())) {

@@ -107,27 +107,32 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        // Checked first so that, when no subscriber wants the span, it is not built at all (with tracing's `log`
-        // feature, which axum turns on by default, a disabled span would still be offered to `log`).
-        let span = if tracing::enabled!(tracing::Level::DEBUG) {
+        // The span exists only when a subscriber wants it (checked first: with tracing's `log` feature, which axum
+        // turns on by default, even a disabled span is offered to `log`); without one, nothing is entered or
+        // recorded.
+        let span = tracing::enabled!(tracing::Level::DEBUG).then(|| {
             tracing::debug_span!(
                 "api_key_auth",
                 key_id = tracing::field::Empty,
                 kind = tracing::field::Empty,
                 outcome = tracing::field::Empty
             )
-        } else {
-            tracing::Span::none()
+        });
+        let step = match &span {
+            None => self.config.begin(&mut req),
+            Some(span) => {
+                let step = span.in_scope(|| self.config.begin(&mut req));
+                record_step(span, &step);
+                step
+            }
         };
-        // Entering a disabled span still costs a few dozen instructions (and a `log` check with tracing's `log`
-        // feature): skipped when there is none.
-        let step =
-            if span.is_none() { self.config.begin(&mut req) } else { span.in_scope(|| self.config.begin(&mut req)) };
-        record_step(&span, &step);
         match step {
             Step::Pass => ResponseFuture::inner(self.inner.call(req)),
             Step::Deny(denied) => {
-                let rejection = span.in_scope(|| self.config.reject(req.headers(), denied));
+                let rejection = match &span {
+                    None => self.config.reject(req.headers(), denied),
+                    Some(span) => span.in_scope(|| self.config.reject(req.headers(), denied)),
+                };
                 ResponseFuture::ready(self.on_rejection.on_rejection(&rejection))
             }
             Step::Accept(principal) => {
@@ -144,6 +149,7 @@ where
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 let config = self.config.clone();
                 let on_rejection = self.on_rejection.clone();
+                let span = span.unwrap_or_else(tracing::Span::none);
                 ResponseFuture::boxed(async move {
                     match config.resolve(waiting, &span).await {
                         Ok(principal) => {
@@ -168,11 +174,8 @@ where
     }
 }
 
-/// Records the outcome on the authentication span (nothing to do when no subscriber wants it).
+/// Records the outcome on the authentication span.
 fn record_step(span: &tracing::Span, step: &Step) {
-    if span.is_disabled() {
-        return;
-    }
     match step {
         Step::Accept(p) => record_accepted(span, p),
         Step::Deny(d) => {
