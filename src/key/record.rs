@@ -270,6 +270,7 @@ impl KeyRecord {
     /// assert_eq!(r.status_with(|| unreachable!("no expiry: no clock")), KeyStatus::Active);
     /// ```
     #[must_use]
+    #[inline]
     pub fn status_with(&self, now: impl FnOnce() -> SystemTime) -> KeyStatus {
         if self.revoked_at.is_some() {
             KeyStatus::Revoked

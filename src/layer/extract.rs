@@ -155,7 +155,7 @@ impl Extractor {
     }
 
     /// Finds the credential in what [`scan`] found (no header repeated). `Ok(None)`: no enabled source is present.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn extract_scanned<'a>(&self, found: &Scanned<'a>) -> Result<Option<Credential<'a>>, RejectReason> {
         // The common case first: an `Authorization` header with the `Bearer` scheme. Same result as the general
         // path (a property test checks it), without its bookkeeping.
@@ -251,7 +251,9 @@ pub(crate) struct Scanned<'a> {
 
 /// One pass over the headers: marks every credential header value sensitive (HPACK never-index, redacted `Debug`)
 /// and notes where the credential headers are, in place of a hashed lookup per name. No allocation.
-#[inline]
+// Inlined, as `extract_scanned` and `Config::admit` are: on the valid path each call boundary cost more than its
+// instructions (BENCHMARKS.md 1.4).
+#[inline(always)]
 pub(crate) fn scan(headers: &mut HeaderMap) -> Scanned<'_> {
     let mut found = Scanned::default();
     for (name, value) in headers.iter_mut() {

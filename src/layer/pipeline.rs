@@ -328,6 +328,7 @@ impl Config {
     }
 
     /// The key passed every check: events, usage and metrics, and the principal.
+    #[inline(always)]
     fn admit(&self, record: Arc<KeyRecord>, source: CredentialSource) -> Principal {
         tracing::debug!(key_id = %record.id, kind = record.kind.as_str(), source = source.as_str(), "api key accepted");
         if let Some(sink) = &self.events {
@@ -361,6 +362,7 @@ impl Config {
     }
 
     /// Step 6: the principal into the request (and the credential headers out of it, if asked).
+    #[inline]
     pub(crate) fn accept<B>(&self, req: &mut Request<B>, principal: Principal) {
         if self.strip_credentials {
             let headers = req.headers_mut();
