@@ -161,6 +161,13 @@ fn rows(s: &Server) -> Vec<(&'static str, Vec<Vec<u8>>, Want)> {
     let mut bad_sum = user.as_bytes().to_vec();
     let last = bad_sum.len() - 1;
     bad_sum[last] = if bad_sum[last] == b'A' { b'B' } else { b'A' };
+    let replaced = |at: usize, byte: u8| {
+        let mut key = user.as_bytes().to_vec();
+        key[at] = byte;
+        key
+    };
+    let obs_inside = replaced(30, 0xE9);
+    let space_inside = replaced(30, b' ');
     let kib8 = "k".repeat(8 * 1024);
     let kib64 = "k".repeat(64 * 1024);
     let kib512 = "k".repeat(512 * 1024);
@@ -208,6 +215,13 @@ fn rows(s: &Server) -> Vec<(&'static str, Vec<Vec<u8>>, Want)> {
             InvalidRequest,
         ),
         ("obs-text x-api-key", vec![line("X-API-Key", (0x80..=0xFFu8).collect::<Vec<u8>>())], InvalidRequest),
+        // a key of the crate's format, same length, one byte replaced: the byte check still answers first
+        ("obs-text inside a crate-format key", vec![line("API-Key", &obs_inside)], InvalidRequest),
+        (
+            "space inside a crate-format key",
+            vec![line("Authorization", [b"Bearer ".as_slice(), &space_inside].concat())],
+            InvalidRequest,
+        ),
         ("obs-text scheme is another scheme", vec![line("Authorization", b"B\xe9arer abcdefgh")], Missing),
         // size
         ("8 KiB api-key", vec![line("API-Key", &kib8)], InvalidToken),
