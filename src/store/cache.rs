@@ -26,7 +26,10 @@
 //! **Staleness bound.** Without a bus, a change made elsewhere (another instance, a SQL console) is seen once the
 //! entry's TTL ends: `positive_ttl` for a revocation, `negative_ttl` for a new key. With a bus, it is seen when
 //! the message arrives (milliseconds on loopback); while the bus is disconnected, the TTLs are the bound again,
-//! and on reconnection the whole cache is dropped, since messages may have been lost meanwhile.
+//! and on reconnection the whole cache is dropped, since messages may have been lost meanwhile. On the instance
+//! that makes a change, and on one that receives it, the eviction holds once it has returned: a lookup that read
+//! the store before the change may still answer the old record to its own caller, but it never leaves that record
+//! in the cache, not even for a moment.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -223,6 +226,13 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Caches `entry`, a store's answer read after `epoch` was seen, unless an eviction has run since. The check
+    /// and the insert are one step against evictions ([`Table::insert_if`]): an eviction that has returned never
+    /// leaves an older answer behind it, not even for a moment.
+    fn fill(&self, key: CacheKey, entry: Entry, epoch: u64) {
+        let _ = self.entries.insert_if(key, entry, || self.epoch.load(Ordering::SeqCst) == epoch);
+    }
+
     pub(crate) fn evict(&self, target: &Target) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         match target {
@@ -608,14 +618,8 @@ impl<S: KeyStore> KeyStore for CachedStore<S> {
             .await
             .cloned();
         self.shared.in_flight.invalidate(&key);
-        if let Ok(entry) = &answer
-            && self.shared.epoch.load(Ordering::SeqCst) == epoch
-        {
-            let stamp = self.shared.entries.insert(key, entry.clone());
-            // An eviction between the check above and the insert: it may have run before the entry was there.
-            if self.shared.epoch.load(Ordering::SeqCst) != epoch {
-                self.shared.entries.remove_stamped(&key, stamp);
-            }
+        if let Ok(entry) = &answer {
+            self.shared.fill(key, entry.clone(), epoch);
         }
         answer
     }
@@ -900,6 +904,49 @@ mod tests {
             stop.store(true, Ordering::Relaxed);
             lookers.join_all().await;
         }
+    }
+
+    /// The fill protocol alone, under threads: fillers read the epoch, then the store's version of a record, and
+    /// fill; the evictor changes the version, evicts, and then must never find an older version in the front.
+    /// With the epoch checked before the insert instead of under the front's lock, an answer read before an
+    /// eviction was left in the front for a moment after it returned, and this failed within a few thousand
+    /// rounds.
+    #[test]
+    fn an_eviction_that_has_returned_leaves_no_older_answer_behind() {
+        let c = cached(CacheConfig::new());
+        let id = KeyId::random();
+        let key = CacheKey::Id(id);
+        let version = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let fillers: Vec<_> = (0..3)
+            .map(|_| {
+                let (shared, version, stop) = (c.shared.clone(), version.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let epoch = shared.epoch.load(Ordering::SeqCst);
+                        let mut record = KeyRecord::new(id, crate::KeyDigest::of(b"k"), KeyKind::User, "u");
+                        record.usage_count = version.load(Ordering::SeqCst);
+                        shared.fill(key, Some(Arc::new(record)), epoch);
+                    }
+                })
+            })
+            .collect();
+        let mut stale = None;
+        for round in 0..100_000 {
+            let now = version.fetch_add(1, Ordering::SeqCst) + 1;
+            c.shared.evict(&Target::Key(Invalidation { id, digest: None }));
+            if let Some(Some(record)) = c.shared.entries.hit(&key)
+                && record.usage_count < now
+            {
+                stale = Some((round, record.usage_count, now));
+                break;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        for filler in fillers {
+            filler.join().unwrap();
+        }
+        assert_eq!(stale, None, "(round, version found, version after the eviction)");
     }
 
     #[tokio::test]

@@ -184,19 +184,36 @@ impl Table {
     }
 
     /// Keeps `entry` for `key` for its lifetime, replacing any older one; returns its stamp.
+    #[cfg(test)]
     pub(crate) fn insert(&self, key: CacheKey, entry: Entry) -> u64 {
+        self.insert_if(key, entry, || true).unwrap_or_default()
+    }
+
+    /// [`Table::insert`] if `current()` holds, asked while the front's shard of `key` is locked; `None` if it did
+    /// not. An [`Table::invalidate`] of `key` takes the same lock, so when the caller bumps a counter before
+    /// invalidating and `current` reads that counter, an answer read before an invalidation can never be left in
+    /// the front after it: either `current` saw the bump, or the invalidation comes after the insert and drops it.
+    pub(crate) fn insert_if(&self, key: CacheKey, entry: Entry, current: impl FnOnce() -> bool) -> Option<u64> {
         let stamp = self.stamps.fetch_add(1, Ordering::Relaxed);
         let found = entry.is_some();
         let until = quanta::Instant::now() + self.lifetimes.of(found);
         // The front first: moka's listener, which may run as soon as moka has the slot (a refused admission),
-        // must find the front entry to remove.
-        self.front.insert(key, Front { entry, until, stamp });
+        // must find the front entry to remove. The shard's lock is released before moka is called: its listener
+        // takes it too.
+        {
+            let slot = self.front.entry(key);
+            if !current() {
+                return None;
+            }
+            slot.insert(Front { entry, until, stamp });
+        }
         self.policy.insert(key, Slot { stamp, found });
-        stamp
+        Some(stamp)
     }
 
     /// Drops the front entry `insert` returned `stamp` for, if it is still there (a newer one stays). moka's slot
     /// stays until its policy ends it; without a front entry it answers nothing.
+    #[cfg(test)]
     pub(crate) fn remove_stamped(&self, key: &CacheKey, stamp: u64) {
         remove_stamped(&self.front, key, stamp);
     }
