@@ -90,7 +90,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// `ID_FILTER=off` turns the remote stores' id filter off (to measure what it saves); on otherwise.
-#[cfg(feature = "cache")]
+#[cfg(all(feature = "cache", any(feature = "postgres", feature = "redis")))]
 fn id_filter_on() -> bool {
     env("ID_FILTER").is_none_or(|v| v != "off")
 }
