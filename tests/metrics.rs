@@ -36,6 +36,8 @@ async fn outcomes_are_counted_by_reason() {
         ("authorization", format!("Bearer {key}")),
         ("authorization", format!("Bearer {key}")),
         ("x-api-key", key.clone()),
+        // Refused for its bytes before anything else: not counted as a use of the deprecated header.
+        ("x-api-key", "two words".to_owned()),
         ("authorization", "Bearer unknown-key".to_owned()),
         ("accept", "*/*".to_owned()),
     ];
@@ -51,6 +53,7 @@ async fn outcomes_are_counted_by_reason() {
     assert_eq!(find("tower_api_key_requests_total{outcome=accepted,reason=ok}"), Some(3), "{got:?}");
     assert_eq!(find("tower_api_key_requests_total{outcome=rejected,reason=unknown}"), Some(1), "{got:?}");
     assert_eq!(find("tower_api_key_requests_total{outcome=rejected,reason=no_credential}"), Some(1), "{got:?}");
+    assert_eq!(find("tower_api_key_requests_total{outcome=rejected,reason=bad_header_bytes}"), Some(1), "{got:?}");
     assert_eq!(find("tower_api_key_deprecated_header_total{header=x-api-key}"), Some(1), "{got:?}");
 }
 

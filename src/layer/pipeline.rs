@@ -209,15 +209,15 @@ impl Config {
             Ok(None) => return Step::Deny(Denied::new(RejectReason::NoCredential, None)),
             Err(reason) => return Step::Deny(Denied::new(reason, None)),
         };
-        let source = credential.source;
-        if source == CredentialSource::XApiKeyHeader {
-            self.report.deprecated_header();
-        }
         let classified = self.format.classify(credential.value);
         if !matches!(classified, Classified::Ours(_))
             && let Err(reason) = credential.check_bytes()
         {
             return Step::Deny(Denied::new(reason, None));
+        }
+        let source = credential.source;
+        if source == CredentialSource::XApiKeyHeader {
+            self.report.deprecated_header();
         }
         match classified {
             Classified::Ours(parsed) => {

@@ -189,10 +189,11 @@ impl Table {
         self.insert_if(key, entry, || true).unwrap_or_default()
     }
 
-    /// [`Table::insert`] if `current()` holds, asked while the front's shard of `key` is locked; `None` if it did
-    /// not. An [`Table::invalidate`] of `key` takes the same lock, so when the caller bumps a counter before
-    /// invalidating and `current` reads that counter, an answer read before an invalidation can never be left in
-    /// the front after it: either `current` saw the bump, or the invalidation comes after the insert and drops it.
+    /// Keeps `entry` for `key` for its lifetime, replacing any older one, if `current()` holds when asked while the
+    /// front's shard of `key` is locked; returns its stamp, or `None` if it did not. An [`Table::invalidate`] of
+    /// `key` takes the same lock, so when the caller bumps a counter before invalidating and `current` reads that
+    /// counter, an answer read before an invalidation can never be left in the front after it: either `current`
+    /// saw the bump, or the invalidation comes after the insert and drops it.
     pub(crate) fn insert_if(&self, key: CacheKey, entry: Entry, current: impl FnOnce() -> bool) -> Option<u64> {
         let stamp = self.stamps.fetch_add(1, Ordering::Relaxed);
         let found = entry.is_some();
