@@ -13,11 +13,20 @@
 #
 #   0. "A/A": two identical servers without the layer, measured the same way: the noise floor of the machine.
 #
+#   "judge": issue 9's target in one comparison. Six servers measured in RUNS rounds, each round in a rotated
+#   order, so the A/A control and the fair ratio come from the same minutes: two without the layer (the controls),
+#   one behind ApiKeyLayer applied with `Router::layer` (as in "fair"), one with the layer around the whole router
+#   (`outer`), and two references, the hand-written minimal pipeline (`minimal`: the required parts only, applied
+#   with `Router::layer`) and a layer that does nothing (`noop`: axum's cost of wrapping a route in a layer). Per round:
+#   A/A = none2 / none1, and each other server over the geometric mean of the two controls. The target (layer
+#   req/s >= 0.95 of without) is judged only when the median A/A reads 0.98-1.02; otherwise the run says so.
+#
 # Prints requests/s, p50 and p99 per run, the median of each side, the B/A ratio of the medians and the median of
 # the B/A ratios of neighbouring runs (drift between pairs cancels out).
 #
-# Usage: benches/load.sh [aa|fair|example|all]      (default: all)
+# Usage: benches/load.sh [aa|fair|example|judge|all]      (default: all; `all` does not include `judge`)
 # Env:   RUNS=5 DURATION=5 CONNS=16 PORT=38080 SERVER_CPU=0 LOADGEN_CPU=1 RUST_LOG=warn
+#        JUDGE_SERVERS="layer outer minimal noop" (the servers `judge` measures besides its two controls)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -173,6 +182,69 @@ compare() { # title labelA urlA headerA labelB urlB headerB
     rm -f "$fa" "$fb"
 }
 
+cpu_ticks() { # pid -> user + system CPU time of the process so far, in clock ticks
+    awk '{print $14 + $15}' "/proc/$1/stat"
+}
+
+judge() { # name=pid=url ...: the first two are the identical controls, the one named `layer` is judged
+    local names=() pids=() urls=() header="Authorization: Bearer $KEY" n rest
+    for arg in "$@"; do
+        names+=("${arg%%=*}")
+        rest=${arg#*=}
+        pids+=("${rest%%=*}")
+        urls+=("${rest#*=}")
+    done
+    n=${#names[@]}
+    local f=() hz
+    hz=$(getconf CLK_TCK)
+    for _ in "${names[@]}"; do f+=("$(mktemp)"); done
+    echo
+    echo "== judge: $GEN, $CONNS connections, 1 thread, ${DURATION}s x $n servers x $RUNS rounds, rotated order;" \
+        "server on CPU $SERVER_CPU, $GEN on CPU $LOADGEN_CPU"
+    echo "   GET /whoami on every server, the same valid key sent to all; servers: ${names[*]}"
+    echo "   cpu us/req: the server process's user + system CPU time over the run (/proc/PID/stat) per request served"
+    for s in $(seq 0 $((n - 1))); do DURATION=1 one_run "${urls[$s]}" "$header" >/dev/null; done
+    printf '   %-5s %-8s %12s %10s %10s %12s\n' round server "req/s" "p50 us" "p99 us" "cpu us/req"
+    for i in $(seq 1 "$RUNS"); do
+        for k in $(seq 0 $((n - 1))); do
+            local s=$(((i + k) % n)) r t0 t1 cpu
+            t0=$(cpu_ticks "${pids[$s]}")
+            r=$(one_run "${urls[$s]}" "$header")
+            t1=$(cpu_ticks "${pids[$s]}")
+            cpu=$(awk -v d=$((t1 - t0)) -v hz="$hz" -v rps="${r%% *}" -v secs="$DURATION" \
+                'BEGIN {print d / hz / (rps * secs) * 1e6}')
+            echo "$r $cpu" >>"${f[$s]}"
+            # shellcheck disable=SC2086
+            printf '   %-5s %-8s %12.0f %10.1f %10.1f %12.2f\n' "$i" "${names[$s]}" $r "$cpu"
+        done
+    done
+    # Per round: each server's req/s over the geometric mean of the two controls of the same round, and its CPU time
+    # per request over theirs; the medians over rounds. The A/A control is the second control over the first.
+    local aa aa_cpu verdict=""
+    aa=$(paste -d' ' "${f[0]}" "${f[1]}" | awk '{print $5 / $1}' | median)
+    aa_cpu=$(paste -d' ' "${f[0]}" "${f[1]}" | awk '{print $8 / $4}' | median)
+    printf '   A/A control (%s / %s, median of rounds): req/s %.3f, cpu per request %.3f\n' \
+        "${names[1]}" "${names[0]}" "$aa" "$aa_cpu"
+    for s in $(seq 2 $((n - 1))); do
+        local ratio extra cpu_ratio cpu_extra
+        ratio=$(paste -d' ' "${f[0]}" "${f[1]}" "${f[$s]}" | awk '{print $9 / sqrt($1 * $5)}' | median)
+        extra=$(paste -d' ' "${f[0]}" "${f[1]}" "${f[$s]}" | awk '{print 1e9 / $9 - 1e9 / sqrt($1 * $5)}' | median)
+        cpu_ratio=$(paste -d' ' "${f[0]}" "${f[1]}" "${f[$s]}" | awk '{print $12 / sqrt($4 * $8)}' | median)
+        cpu_extra=$(paste -d' ' "${f[0]}" "${f[1]}" "${f[$s]}" | awk '{print ($12 - sqrt($4 * $8)) * 1000}' | median)
+        printf '   %-8s over the controls (medians of rounds): req/s %.3f (%.0f ns per request), cpu per request %.3f (%+.0f ns)\n' \
+            "${names[$s]}" "$ratio" "$extra" "$cpu_ratio" "$cpu_extra"
+        [ "${names[$s]}" = layer ] && verdict=$ratio
+    done
+    awk -v aa="$aa" -v fair="$verdict" 'BEGIN {
+        if (fair == "") exit
+        if (aa >= 0.98 && aa <= 1.02)
+            printf "   issue 9 target: layer req/s >= 0.95 of without, A/A control in 0.98-1.02: %s\n", (fair >= 0.95) ? "PASS" : "FAIL"
+        else
+            printf "   issue 9 target: not judged (the A/A control reads outside 0.98-1.02)\n"
+    }'
+    rm -f "${f[@]}"
+}
+
 start_server() { # port cmd... ; sets SERVER_LOG to the file holding the server's output
     local port=$1
     shift
@@ -206,6 +278,29 @@ if [ "$WHICH" = all ] || [ "$WHICH" = fair ]; then
     compare "fair: same route, no layer vs ApiKeyLayer" \
         "GET /whoami, no layer (key header sent, ignored)" "http://127.0.0.1:$PA/whoami" "Authorization: Bearer $KEY" \
         "GET /whoami behind ApiKeyLayer, valid 52-byte key" "http://127.0.0.1:$PB/whoami" "Authorization: Bearer $KEY"
+fi
+
+if [ "$WHICH" = judge ]; then
+    # The two controls, the layer (`Router::layer`, as the fair comparison), the layer around the whole router, and
+    # two references: the minimal pipeline (the floor of any implementation) and a layer that does nothing (axum's
+    # cost of wrapping a route in any layer).
+    JUDGED=(none1:none none2:none)
+    for mode in ${JUDGE_SERVERS:-layer outer minimal noop}; do JUDGED+=("$mode:$mode"); done
+    ARGS=()
+    KEY=
+    for j in "${!JUDGED[@]}"; do
+        name=${JUDGED[$j]%%:*}
+        mode=${JUDGED[$j]#*:}
+        port=$((PORT + 6 + j))
+        # The first server makes the key; the others import it, so every server accepts the same request.
+        SERVE_KEY=$KEY start_server "$port" "$BENCH_EXE" --serve "127.0.0.1:$port" "$mode"
+        if [ -z "$KEY" ]; then
+            KEY=$(awk '/^KEY / {print $2}' "$SERVER_LOG")
+            [ -n "$KEY" ] || { echo "server $name printed no key" >&2; exit 1; }
+        fi
+        ARGS+=("$name=${PIDS[-1]}=http://127.0.0.1:$port/whoami")
+    done
+    judge "${ARGS[@]}"
 fi
 
 if [ "$WHICH" = all ] || [ "$WHICH" = example ]; then

@@ -6,6 +6,8 @@
 # SHA-256 runs sha2's portable code here (about 3 400 instructions a request), far more than on the hardware.
 #
 # Usage: scripts/server_instructions.sh [N]        (default 10000)
+# Env:   MODES (default "none layer"; any of the modes of benches/serve.rs: none layer outer minimal noop),
+#        KEEP=1 keeps the callgrind outputs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "needs valgrind" >&2; exit 2; }
@@ -15,7 +17,7 @@ exe=$(cargo bench --bench serve --no-run --message-format=json 2>/dev/null |
     grep -o '"executable":"[^"]*/serve-[^"]*"' | sed 's/"executable":"//; s/"$//' | tail -n 1)
 [ -x "$exe" ] || { echo "could not build benches/serve.rs" >&2; exit 1; }
 out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+[ -n "${KEEP:-}" ] && echo "keeping callgrind outputs in $out" >&2 || trap 'rm -rf "$out"' EXIT
 cat > "$out/client.py" <<'PY'
 import http.client, sys
 port, key, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
@@ -25,7 +27,7 @@ for _ in range(n):
     r = c.getresponse(); r.read()
     assert r.status == 200, r.status
 PY
-for mode in none layer; do
+for mode in ${MODES:-none layer}; do
     valgrind --tool=callgrind --callgrind-out-file="$out/cg.$mode" "$exe" --serve "127.0.0.1:$PORT" "$mode" \
         > "$out/$mode.log" 2>&1 &
     vp=$!

@@ -4,12 +4,12 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod harness;
+pub mod minimal;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::hint::black_box;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::SystemTime;
@@ -20,6 +20,7 @@ use tower::{Layer, Service};
 use tower_api_key::{ApiKeyLayer, Classified, KeyDigest, KeyFormat, KeyStore, Lookup, MemoryStore, NewKey, Rejection};
 
 pub use harness::*;
+pub use minimal::{HandFut, MinimalAuth, unauthorized};
 
 /// A 40-byte opaque key, as another system would have issued it.
 pub const OPAQUE_KEY: &str = "legacy-3f9a8c1d7e2b4a6f9c0d1e2f3a4b5c6d7";
@@ -46,78 +47,6 @@ pub struct HashMapAuth<S> {
     boxed: bool,
 }
 
-type BoxFut = Pin<Box<dyn Future<Output = Result<Res, Infallible>> + Send>>;
-
-pin_project_lite::pin_project! {
-    #[project = HandFutProj]
-    pub enum HandFut<F> {
-        Ready { res: Option<Res> },
-        Inner { #[pin] fut: F },
-        Boxed { fut: BoxFut },
-    }
-}
-
-impl<F: Future<Output = Result<Res, Infallible>>> Future for HandFut<F> {
-    type Output = Result<Res, Infallible>;
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            HandFutProj::Ready { res } => Poll::Ready(Ok(res.take().expect("polled after completion"))),
-            HandFutProj::Inner { fut } => fut.poll(cx),
-            HandFutProj::Boxed { fut } => fut.as_mut().poll(cx),
-        }
-    }
-}
-
-/// The least any implementation of the valid path could do, as a hand-written middleware over the crate's public
-/// parts: one `Authorization` lookup, `Bearer ` stripped, the format check, the memory store's `lookup_now` (called
-/// directly, no `dyn`), SHA-256 of the secret and the constant-time compare, the revoked check, and the record's
-/// `Arc` inserted as the extension; the inner future returned as it is. No sensitive marking, no duplicate-header
-/// check, no kind, expiry, rate-limit or tracing checks. A reference row for the valid path, not a peer.
-#[derive(Clone)]
-pub struct MinimalAuth<S> {
-    inner: S,
-    format: KeyFormat,
-    store: MemoryStore,
-}
-
-impl<S> MinimalAuth<S> {
-    fn verify(&self, req: &Req) -> Option<Arc<tower_api_key::KeyRecord>> {
-        let value = req.headers().get(AUTHORIZATION)?.as_bytes();
-        if value.len() < 8 || !value[..7].eq_ignore_ascii_case(b"bearer ") {
-            return None;
-        }
-        let Classified::Ours(parsed) = self.format.classify(&value[7..]) else { return None };
-        let record = self.store.lookup_now(Lookup::Id(parsed.id()))?.ok()??;
-        let ok = bool::from(record.digest.ct_eq(&parsed.secret_digest())) && record.revoked_at.is_none();
-        ok.then_some(record)
-    }
-}
-
-impl<S> Service<Req> for MinimalAuth<S>
-where
-    S: Service<Req, Response = Res, Error = Infallible>,
-{
-    type Response = Res;
-    type Error = Infallible;
-    type Future = HandFut<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: Req) -> Self::Future {
-        let Some(record) = self.verify(&req) else { return HandFut::Ready { res: Some(unauthorized()) } };
-        req.extensions_mut().insert(record);
-        HandFut::Inner { fut: self.inner.call(req) }
-    }
-}
-
-fn unauthorized() -> Res {
-    let mut res = Response::new(Body::default());
-    *res.status_mut() = StatusCode::UNAUTHORIZED;
-    res
-}
-
 impl<S> Service<Req> for HashMapAuth<S>
 where
     S: Service<Req, Response = Res, Error = Infallible> + Clone + Send + 'static,
@@ -125,7 +54,7 @@ where
 {
     type Response = Res;
     type Error = Infallible;
-    type Future = HandFut<S::Future>;
+    type Future = HandFut<S::Future, Body>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -359,13 +288,7 @@ pub fn valid_cases(fx: &Fixture) -> Vec<Case<'_>> {
         request_case("valid", "tower_http_bearer", tower_http_bearer(&fx.key).layer(inner()), valid, ok),
         request_case("valid", "hashmap_from_fn_style_boxed", hashmap_auth(inner(), &fx.users, true), valid, ok),
         request_case("valid", "hashmap_unboxed", hashmap_auth(inner(), &fx.users, false), valid, ok),
-        request_case(
-            "valid",
-            "minimal_pipeline",
-            MinimalAuth { inner: inner(), format: KeyFormat::new(), store: fx.store.clone() },
-            valid,
-            ok,
-        ),
+        request_case("valid", "minimal_pipeline", MinimalAuth::new(inner(), fx.store.clone()), valid, ok),
     ]
 }
 
