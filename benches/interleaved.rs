@@ -2,7 +2,7 @@
 //! floor part of `benches/floor.rs`, run in short bursts in a fresh random order each round, so that noise from
 //! other processes hits every case alike. The figure per case is the 10th percentile over rounds (the fast rounds
 //! give the undisturbed cost; the median is printed beside it), and every overhead is against a baseline of the
-//! same run. Ends with the issue's targets, including "the valid path's overhead is at most the sum of its
+//! same run. Ends with issue 9's valid-path target, "the valid path's overhead is at most the sum of its
 //! required parts, each measured alone in this run, plus 60 ns", and the same overhead for `valid/minimal_pipeline`
 //! (the required parts and one header read, hand-written: the floor of that target). Run with
 //! `cargo bench --bench interleaved`.
@@ -19,7 +19,9 @@ use std::collections::HashMap;
 
 use common::{REQUIRED_PARTS, baseline_of, env_u64};
 
-/// The issue's per-row targets: overhead over the row's baseline, in ns.
+/// The first performance budget's per-row targets (overhead over the row's baseline, in ns), withdrawn by issue 9
+/// (the required parts alone cost more than that budget); still printed, marked withdrawn, so that runs compare
+/// with the earlier figures of BENCHMARKS.md.
 const TARGETS: &[(&str, f64)] = &[
     ("valid/api_key_layer", 120.0),
     ("valid/api_key_layer_req_with_extension", 120.0),
@@ -63,7 +65,7 @@ fn summary(ids: &[String], inter: &HashMap<String, (f64, f64)>, rounds: usize, b
     println!("overhead = case - its baseline (p10s of this run); / SHA-256 = overhead / floor/sha256_24B_secret.");
     println!();
     println!(
-        "| case | ns p10 (median) | baseline | overhead ns | x baseline | overhead / SHA-256 | target | verdict |"
+        "| case | ns p10 (median) | baseline | overhead ns | x baseline | overhead / SHA-256 | first budget (withdrawn) | verdict |"
     );
     println!("|---|---|---|---|---|---|---|---|");
     for id in ids {
@@ -115,14 +117,20 @@ fn summary(ids: &[String], inter: &HashMap<String, (f64, f64)>, rounds: usize, b
         }
     }
     if let Some(d) = pair("valid/api_key_layer", "valid/tower_http_bearer") {
-        println!("api_key_layer - tower_http_bearer = {d:.0} ns (target <= 100 ns: {})", verdict(d <= 100.0));
+        println!(
+            "api_key_layer - tower_http_bearer = {d:.0} ns (withdrawn first budget: <= 100 ns: {})",
+            verdict(d <= 100.0)
+        );
     }
     for peer in ["valid/hashmap_from_fn_style_boxed", "valid/hashmap_unboxed"] {
         if let Some(d) = pair("valid/api_key_layer", peer) {
-            println!("api_key_layer - {peer} = {d:.0} ns (target: faster: {})", verdict(d < 0.0));
+            println!("api_key_layer - {peer} = {d:.0} ns (withdrawn first budget: faster: {})", verdict(d < 0.0));
         }
     }
     if let Some(d) = pair("axum_body/api_key_layer", "axum_body/axum_from_fn_hashmap") {
-        println!("axum_body: api_key_layer - axum_from_fn_hashmap = {d:.0} ns (target: faster: {})", verdict(d < 0.0));
+        println!(
+            "axum_body: api_key_layer - axum_from_fn_hashmap = {d:.0} ns (withdrawn first budget: faster: {})",
+            verdict(d < 0.0)
+        );
     }
 }
