@@ -167,8 +167,8 @@ async fn take_secret(c: &Client, shot: Option<&str>) -> String {
     }
     click(c, "#secret-close").await;
     until(c, "the box closes", "return !document.getElementById('secret-dialog').open").await;
-    let left = by_id(c, "secret-value").await.prop("value").await.unwrap().unwrap_or_default();
-    assert_eq!(left, "", "closing the box drops the key");
+    // The page forgets the key on the dialog's `close` event, which the browser fires just after `open` turns false.
+    until(c, "closing the box drops the key", "return document.getElementById('secret-value').value === ''").await;
     key
 }
 
@@ -218,6 +218,34 @@ async fn cell(c: &Client, key: &str, css: &str) -> String {
         assert!(start.elapsed() < PATIENCE, "no {css} in the row of the key");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Polls a cell of a key's row until `ok` holds. The page redraws the list after it shows the API's answer, so a
+/// cell read at once after an action can still show the row from before it.
+async fn cell_until(c: &Client, key: &str, css: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    let start = Instant::now();
+    loop {
+        let text = cell(c, key, css).await;
+        if ok(&text) {
+            return text;
+        }
+        assert!(start.elapsed() < PATIENCE, "{what}: {text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Submits the edit dialog and waits for the API's answer. The last notice is cleared first: an earlier save's
+/// "Saved" must not count, or the wait ends before this save has reached the server.
+async fn save_edit(c: &Client) {
+    js(c, "document.getElementById('notice').textContent = ''; return true").await;
+    click(c, "#edit-form button[type=submit]").await;
+    until(
+        c,
+        "saved",
+        "return !document.getElementById('edit-dialog').open \
+         && document.getElementById('notice').textContent.startsWith('Saved')",
+    )
+    .await;
 }
 
 async fn act(c: &Client, key: &str, action: &str) {
@@ -417,7 +445,7 @@ async fn walk_through(c: &Client, demo: &Demo) {
     click(c, "#revoke-form button[type=submit]").await;
     until(c, "revoked", "return document.getElementById('notice').textContent.startsWith('Revoked')").await;
     assert_eq!(demo.status("/whoami", &rotated).await, 401);
-    assert!(cell(c, &rotated, "td.status").await.starts_with("revoked"));
+    cell_until(c, &rotated, "td.status", "the list shows the key revoked", |t| t.starts_with("revoked")).await;
 
     // Edit scopes: an admin key loses keys:admin, and the admin API answers it 403.
     issue(c, "deputy", "system", "ops", "whoami keys:admin").await;
@@ -428,11 +456,10 @@ async fn walk_through(c: &Client, demo: &Demo) {
     assert_eq!(by_id(c, "edit-scopes").await.prop("value").await.unwrap().as_deref(), Some("whoami keys:admin"));
     fill(c, "edit-scopes", "whoami").await;
     fill(c, "edit-name", "deputy, demoted").await;
-    click(c, "#edit-form button[type=submit]").await;
-    until(c, "saved", "return document.getElementById('notice').textContent.startsWith('Saved')").await;
+    save_edit(c).await;
     assert_eq!(demo.status("/admin/keys", &deputy).await, 403, "a scoped route after the edit");
     assert_eq!(demo.status("/whoami", &deputy).await, 200);
-    assert_eq!(cell(c, &deputy, "td.name").await, "deputy, demoted");
+    cell_until(c, &deputy, "td.name", "the list shows the new name", |t| t == "deputy, demoted").await;
     // An API error shows its problem-details message: a scope with a quote in it is refused by the API.
     act(c, &deputy, "edit").await;
     until(c, "the edit dialog opens", "return document.getElementById('edit-dialog').open").await;
@@ -462,7 +489,7 @@ async fn walk_through(c: &Client, demo: &Demo) {
     assert_eq!(js(c, "return document.activeElement.id").await, json!("secret-value"), "the box takes the focus");
     c.active_element().await.unwrap().send_keys("\u{E00C}").await.unwrap();
     until(c, "Escape closes the box", "return !document.getElementById('secret-dialog').open").await;
-    assert_eq!(by_id(c, "secret-value").await.prop("value").await.unwrap().as_deref(), Some(""));
+    until(c, "closing the box drops the key", "return document.getElementById('secret-value').value === ''").await;
     until(
         c,
         "the key is listed",
@@ -478,8 +505,7 @@ async fn walk_through(c: &Client, demo: &Demo) {
         if checkbox.is_selected().await.unwrap() != enabled {
             checkbox.click().await.unwrap();
         }
-        click(c, "#edit-form button[type=submit]").await;
-        until(c, "saved", "return !document.getElementById('edit-dialog').open && document.getElementById('notice').textContent.startsWith('Saved')").await;
+        save_edit(c).await;
         assert_eq!(demo.status("/whoami", &deputy).await, status, "enabled: {enabled}");
     }
     act(c, &deputy, "edit").await;
@@ -489,10 +515,8 @@ async fn walk_through(c: &Client, demo: &Demo) {
     choose(c, "edit-expires-unit", "60").await;
     fill(c, "edit-limit", "1000").await;
     fill(c, "edit-period", "60").await;
-    click(c, "#edit-form button[type=submit]").await;
-    until(c, "saved", "return !document.getElementById('edit-dialog').open && document.getElementById('notice').textContent.startsWith('Saved')").await;
-    let expires = cell(c, &deputy, "td:nth-child(7)").await;
-    assert!(expires.ends_with(" UTC"), "the Expires column shows the new expiry: {expires}");
+    save_edit(c).await;
+    cell_until(c, &deputy, "td:nth-child(7)", "the Expires column shows the new expiry", |t| t.ends_with(" UTC")).await;
     assert_eq!(demo.status("/whoami", &deputy).await, 200, "before its expiry");
     demo.clock.advance(Duration::from_secs(61));
     assert_eq!(demo.status("/whoami", &deputy).await, 401, "after its expiry");
