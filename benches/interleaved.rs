@@ -65,7 +65,8 @@ fn summary(ids: &[String], inter: &HashMap<String, (f64, f64)>, rounds: usize, b
     println!("overhead = case - its baseline (p10s of this run); / SHA-256 = overhead / floor/sha256_24B_secret.");
     println!();
     println!(
-        "| case | ns p10 (median) | baseline | overhead ns | x baseline | overhead / SHA-256 | first budget (withdrawn) | verdict |"
+        "| case | ns p10 (median) | baseline | overhead ns | x baseline | overhead / SHA-256 | \
+         first budget (withdrawn) | verdict |"
     );
     println!("|---|---|---|---|---|---|---|---|");
     for id in ids {

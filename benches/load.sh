@@ -13,12 +13,12 @@
 #
 #   0. "A/A": two identical servers without the layer, measured the same way: the noise floor of the machine.
 #
-#   "judge": issue 9's target in one comparison. Six servers measured in RUNS rounds, each round in a rotated
-#   order, so the A/A control and the fair ratio come from the same minutes: two without the layer (the controls),
-#   one behind ApiKeyLayer applied with `Router::layer` (as in "fair"), one with the layer around the whole router
+#   "judge": issue 9's target in one comparison. Six servers measured in RUNS rounds, each round in a rotated order,
+#   so the A/A control and the fair ratio come from the same minutes: two without the layer (the controls), one
+#   behind ApiKeyLayer applied with `Router::layer` (as in "fair"), one with the layer around the whole router
 #   (`outer`), and two references, the hand-written minimal pipeline (`minimal`: the required parts only, applied
-#   with `Router::layer`) and a layer that does nothing (`noop`: axum's cost of wrapping a route in a layer). Per round:
-#   A/A = none2 / none1, and each other server over the geometric mean of the two controls. The target (layer
+#   with `Router::layer`) and a layer that does nothing (`noop`: axum's cost of wrapping a route in a layer). Per
+#   round: A/A = none2 / none1, and each other server over the geometric mean of the two controls. The target (layer
 #   req/s >= 0.95 of without) is judged only when the median A/A reads 0.98-1.02; otherwise the run says so.
 #
 # Prints requests/s, p50 and p99 per run, the median of each side, the B/A ratio of the medians and the median of
@@ -231,14 +231,16 @@ judge() { # name=pid=url ...: the first two are the identical controls, the one 
         extra=$(paste -d' ' "${f[0]}" "${f[1]}" "${f[$s]}" | awk '{print 1e9 / $9 - 1e9 / sqrt($1 * $5)}' | median)
         cpu_ratio=$(paste -d' ' "${f[0]}" "${f[1]}" "${f[$s]}" | awk '{print $12 / sqrt($4 * $8)}' | median)
         cpu_extra=$(paste -d' ' "${f[0]}" "${f[1]}" "${f[$s]}" | awk '{print ($12 - sqrt($4 * $8)) * 1000}' | median)
-        printf '   %-8s over the controls (medians of rounds): req/s %.3f (%.0f ns per request), cpu per request %.3f (%+.0f ns)\n' \
-            "${names[$s]}" "$ratio" "$extra" "$cpu_ratio" "$cpu_extra"
+        printf '   %-8s over the controls (medians of rounds): req/s %.3f (%.0f ns per request),' \
+            "${names[$s]}" "$ratio" "$extra"
+        printf ' cpu per request %.3f (%+.0f ns)\n' "$cpu_ratio" "$cpu_extra"
         [ "${names[$s]}" = layer ] && verdict=$ratio
     done
     awk -v aa="$aa" -v fair="$verdict" 'BEGIN {
         if (fair == "") exit
         if (aa >= 0.98 && aa <= 1.02)
-            printf "   issue 9 target: layer req/s >= 0.95 of without, A/A control in 0.98-1.02: %s\n", (fair >= 0.95) ? "PASS" : "FAIL"
+            printf "   issue 9 target: layer req/s >= 0.95 of without, A/A control in 0.98-1.02: %s\n",
+                (fair >= 0.95) ? "PASS" : "FAIL"
         else
             printf "   issue 9 target: not judged (the A/A control reads outside 0.98-1.02)\n"
     }'

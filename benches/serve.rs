@@ -9,9 +9,9 @@
 //! - `outer`: `ApiKeyLayer` around the whole router, as a tower service (`ApiKeyLayer::layer(router)`), which axum
 //!   does not wrap per route.
 //!
-//! Nothing else differs. `serve --serve <addr> none|layer|outer|minimal|noop` prints `KEY <key>` (a fresh crate-format
-//! key, or `SERVE_KEY` when it is set) and registers `DEMO_USER_KEY` as an opaque key when it is set. Run without `--serve` (as `cargo bench`
-//! does), it only says how to use it.
+//! Nothing else differs. `serve --serve <addr> none|layer|outer|minimal|noop` prints `KEY <key>` (a fresh
+//! crate-format key, or `SERVE_KEY` when it is set) and registers `DEMO_USER_KEY` as an opaque key when it is set.
+//! Run without `--serve` (as `cargo bench` does), it only says how to use it.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs, missing_debug_implementations, unreachable_pub)]
 
@@ -25,8 +25,8 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let Some(pos) = args.iter().position(|a| a == "--serve") else {
         println!(
-            "serve: the load-test server of benches/load.sh (`--serve <addr> none|layer|outer|minimal|noop`); nothing to \
-             measure alone"
+            "serve: the load-test server of benches/load.sh (`--serve <addr> none|layer|outer|minimal|noop`); \
+             nothing to measure alone"
         );
         return;
     };

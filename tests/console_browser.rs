@@ -222,12 +222,12 @@ async fn cell(c: &Client, key: &str, css: &str) -> String {
 
 /// Polls a cell of a key's row until `ok` holds. The page redraws the list after it shows the API's answer, so a
 /// cell read at once after an action can still show the row from before it.
-async fn cell_until(c: &Client, key: &str, css: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
+async fn cell_until(c: &Client, key: &str, css: &str, what: &str, ok: impl Fn(&str) -> bool) {
     let start = Instant::now();
     loop {
         let text = cell(c, key, css).await;
         if ok(&text) {
-            return text;
+            return;
         }
         assert!(start.elapsed() < PATIENCE, "{what}: {text}");
         tokio::time::sleep(Duration::from_millis(50)).await;

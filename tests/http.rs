@@ -309,3 +309,37 @@ async fn events_and_usage_carry_the_key_id_never_the_key() {
     assert_eq!(record.usage_count, 3);
     assert!(record.last_used_at.is_some());
 }
+
+/// README (axum): the layer around the whole router, as a tower service, answers what `Router::layer` answers,
+/// including for unknown paths and wrong methods, with and without a key.
+#[tokio::test]
+async fn the_layer_around_the_router_answers_as_router_layer_does() {
+    use tower::Layer as _;
+    let (store, key) = user_store();
+    let routed = serve(ApiKeyLayer::new(store.clone())).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let outer = format!("http://{}", listener.local_addr().unwrap());
+    let svc = ApiKeyLayer::new(store).layer(routes());
+    // As the README writes it.
+    let make = axum::ServiceExt::<axum::extract::Request>::into_make_service(svc);
+    tokio::spawn(async move { axum::serve(listener, make).await.unwrap() });
+    let http = common::client();
+    let rows: [(&str, &str, Option<&str>, u16); 6] = [
+        ("GET", "/whoami", Some(&key), 200),
+        ("GET", "/whoami", None, 401),
+        ("GET", "/whoami", Some("tak_user_AAAAAAAAAAAA_BBBBBBBBBBBBBBBBBBBBBBBB000000"), 401),
+        ("GET", "/nowhere", None, 401),
+        ("GET", "/nowhere", Some(&key), 404),
+        ("POST", "/whoami", Some(&key), 405),
+    ];
+    for (method, path, bearer, want) in rows {
+        for base in [&routed, &outer] {
+            let mut req = http.request(method.parse().unwrap(), format!("{base}{path}"));
+            if let Some(k) = bearer {
+                req = req.bearer_auth(k);
+            }
+            let res = req.send().await.unwrap();
+            assert_eq!(res.status(), want, "{method} {path} with a key: {} ({base})", bearer.is_some());
+        }
+    }
+}
